@@ -1,0 +1,97 @@
+"""The engine boundary: the only thing the server and the apps may use.
+
+The native engine (:mod:`llmeco.engine.async_engine`) implements it; the server's and the
+apps' tests implement it with a small fake. Other backends (vLLM, llama.cpp, a remote
+OpenAI-compatible server) plug in behind the same protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from llmeco.engine.request import Prompt, RequestOutput, SamplingParams
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a client may know about a served model."""
+
+    name: str
+    max_model_len: int
+    vocab_size: int
+    created: int
+    eos_token_ids: tuple[int, ...] = ()
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class EngineStats:
+    """A snapshot for metrics and readiness."""
+
+    running: int
+    waiting: int
+    kv_blocks_used: int
+    kv_blocks_total: int
+
+    @property
+    def kv_usage(self) -> float:
+        """Fraction of KV-cache blocks in use, 0..1."""
+        return self.kv_blocks_used / self.kv_blocks_total if self.kv_blocks_total else 0.0
+
+
+@runtime_checkable
+class EngineClient(Protocol):
+    """An engine serving one model to many concurrent requests."""
+
+    @property
+    def model_info(self) -> ModelInfo:
+        """Name, context length and vocabulary of the served model."""
+        ...
+
+    def generate(
+        self, prompt: Prompt, params: SamplingParams, request_id: str
+    ) -> AsyncIterator[RequestOutput]:
+        """Submit a request and stream its outputs.
+
+        Raises (on first iteration) ``InvalidRequest``/``ContextLengthExceeded`` for a request
+        that can never run, ``Overloaded`` when the waiting queue is full and ``EngineDead``
+        after shutdown. Closing the iterator (or cancelling its task) aborts the request.
+        """
+        ...
+
+    async def abort(self, request_id: str) -> None:
+        """Stop a request and free its KV memory; unknown ids are ignored."""
+        ...
+
+    async def check_health(self) -> None:
+        """Return if the engine can serve; raise ``EngineDead`` otherwise."""
+        ...
+
+    def stats(self) -> EngineStats:
+        """Running/waiting counts and KV-cache usage right now."""
+        ...
+
+    def encode(self, prompt: Prompt) -> list[int]:
+        """Token ids the engine would feed the model for this prompt (chat template applied)."""
+        ...
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        """Text of token ids."""
+        ...
+
+    async def shutdown(self, timeout: float = 30.0) -> None:
+        """Stop accepting, let running requests finish within ``timeout``, then stop."""
+        ...
+
+
+def describe(engine: EngineClient) -> dict[str, Any]:
+    """A JSON-able summary of an engine for status pages."""
+    s = engine.stats()
+    return {
+        "model": engine.model_info.name,
+        "running": s.running,
+        "waiting": s.waiting,
+        "kv_usage": round(s.kv_usage, 4),
+    }

@@ -1,0 +1,91 @@
+"""One exception tree for the whole library; the edges (HTTP, CLI) translate it.
+
+::
+
+    LlmecoError
+    ├── ConfigError        bad settings or configuration           → 400 / CLI usage error
+    ├── InvalidRequest     a request the engine can never serve     → 400
+    │   └── ContextLengthExceeded   prompt + max_tokens over the context → 400
+    ├── NotFound           unknown model, key, version …            → 404
+    ├── UnsafeFile         a pickled checkpoint or a path escaping its root → 400
+    ├── AuthError          missing or bad credentials               → 401
+    ├── PermissionDenied   a key without the scope it needs         → 403
+    ├── LimitExceeded      quota or rate limit                      → 429
+    ├── Overloaded         the engine's waiting queue is full       → 429 + Retry-After
+    ├── GenerateError      a generation failed; the engine lives on → 500
+    └── EngineDead         the engine cannot serve any more         → 503
+"""
+
+from __future__ import annotations
+
+
+class LlmecoError(Exception):
+    """Base of every error llmeco raises on purpose."""
+
+    #: Parameter of the request the error is about, when there is one.
+    param: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if param is not None:
+            self.param = param
+
+
+class ConfigError(LlmecoError):
+    """Settings or configuration that cannot work; the message says what to change."""
+
+
+class InvalidRequest(LlmecoError):
+    """A request that can never be served as given (bad parameters, too long, …)."""
+
+
+class ContextLengthExceeded(InvalidRequest):
+    """Prompt plus requested new tokens do not fit the model's context."""
+
+    def __init__(self, prompt_tokens: int, max_tokens: int, context: int) -> None:
+        super().__init__(
+            f"This model's maximum context length is {context} tokens, but the request has "
+            f"{prompt_tokens} prompt tokens and asks for {max_tokens} new tokens "
+            f"({prompt_tokens + max_tokens} in all). Shorten the prompt or lower max_tokens.",
+            param="max_tokens",
+        )
+        self.prompt_tokens = prompt_tokens
+        self.max_tokens = max_tokens
+        self.context = context
+
+
+class NotFound(LlmecoError):
+    """A named thing (model, key, version, file) does not exist."""
+
+
+class UnsafeFile(LlmecoError):
+    """A file we refuse to read: pickled weights, or a path outside its root."""
+
+
+class AuthError(LlmecoError):
+    """Missing or invalid credentials."""
+
+
+class PermissionDenied(LlmecoError):
+    """Valid credentials without the scope or model the action needs."""
+
+
+class LimitExceeded(LlmecoError):
+    """A quota or rate limit was hit; ``retry_after`` is in seconds."""
+
+    def __init__(self, message: str, *, retry_after: float = 1.0, param: str | None = None):
+        super().__init__(message, param=param)
+        self.retry_after = retry_after
+
+
+class Overloaded(LimitExceeded):
+    """The engine's bounded waiting queue is full; try again shortly."""
+
+
+class GenerateError(LlmecoError):
+    """One generation failed; other requests and the engine carry on."""
+
+
+class EngineDead(LlmecoError):
+    """The engine has stopped (shut down or crashed) and serves no more requests."""

@@ -1,0 +1,86 @@
+"""The one settings object: every knob comes from a ``LLMECO_*`` environment variable.
+
+This is the only module that reads ``os.environ``; everything else receives a
+:class:`Settings` (or the values it needs) as an argument.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration for the CLI, the engine and the server."""
+
+    model_config = SettingsConfigDict(env_prefix="LLMECO_", extra="ignore")
+
+    home: Path = Field(
+        default=Path("~/.llmeco"),
+        description="Data directory: converted models, the store, keys, the audit ledger.",
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="Where models run; auto picks CUDA when it is available."
+    )
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        default="auto", description="Weight dtype; auto is float32 on CPU and bfloat16 on CUDA."
+    )
+    threads: int = Field(
+        default=0, ge=0, description="CPU threads for torch; 0 keeps torch's default."
+    )
+    max_model_len: int = Field(
+        default=0,
+        ge=0,
+        description="Context cap in tokens; 0 uses the model's own (bounded by kv_cache_tokens).",
+    )
+    kv_cache_tokens: int = Field(
+        default=32768,
+        ge=16,
+        description="KV-cache capacity in tokens across all running sequences, reserved up front.",
+    )
+    kv_block_size: int = Field(default=16, ge=1, description="Tokens per KV-cache block.")
+    max_num_seqs: int = Field(
+        default=64, ge=1, description="Most sequences decoded together in one engine step."
+    )
+    max_num_batched_tokens: int = Field(
+        default=512,
+        ge=16,
+        description="Token budget of one engine step; longer prompts are prefilled in chunks.",
+    )
+    max_queue: int = Field(
+        default=256,
+        ge=0,
+        description="Requests allowed to wait for KV memory; past it submission is rejected (429).",
+    )
+    default_model: str = Field(default="default", description="Model reference served by default.")
+    host: str = Field(default="127.0.0.1", description="Address `llmeco serve` binds.")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port `llmeco serve` binds.")
+    max_body_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1024, description="Largest request body accepted (413 above)."
+    )
+    log_level: str = Field(default="INFO", description="Logging level for JSON logs.")
+    database_url: str = Field(
+        default="", description="SQLAlchemy URL of the store; empty means SQLite under home."
+    )
+    redis_url: str = Field(
+        default="", description="Redis URL for limits shared across replicas; empty = per process."
+    )
+
+    @model_validator(mode="after")
+    def _expand_home(self) -> Settings:
+        self.home = self.home.expanduser()
+        if self.max_num_batched_tokens < self.max_num_seqs:
+            raise ValueError(
+                "LLMECO_MAX_NUM_BATCHED_TOKENS must be at least LLMECO_MAX_NUM_SEQS "
+                f"({self.max_num_batched_tokens} < {self.max_num_seqs}): every running sequence "
+                "needs one token of each step's budget."
+            )
+        return self
+
+    @property
+    def models_dir(self) -> Path:
+        """Where converted models are cached."""
+        return self.home / "models"
