@@ -1,0 +1,192 @@
+"""Engine throughput and latency against Hugging Face ``generate`` on the same weights.
+
+For each concurrency C, C chat prompts are submitted at once to the native engine (continuous
+batching) and, in the same run, fed as one left-padded batch to ``generate`` (the peer).
+Both produce exactly ``--output-len`` tokens per request (EOS ignored) so the work is equal.
+Prints one JSON object per (system, concurrency) and a summary with the ratios.
+
+    python benchmarks/engine.py --model default --concurrency 1 4 16 64 --output-len 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+from typing import Any
+
+import torch
+from llmeco.modeling.load import load_tokenizer, resolve_model
+from transformers import AutoModelForCausalLM, LogitsProcessor, LogitsProcessorList
+
+from llmeco.engine.async_engine import AsyncEngine
+from llmeco.engine.request import ChatPrompt, SamplingParams
+from llmeco.settings import Settings
+
+TOPICS = [
+    "the history of the printing press",
+    "how rainbows form",
+    "why the sky is blue",
+    "the rules of chess",
+    "how to bake bread",
+    "the water cycle",
+    "volcanoes",
+    "the life of bees",
+    "how a bicycle works",
+    "the moon landing",
+    "photosynthesis",
+    "the Roman empire",
+    "how vaccines work",
+    "the internet",
+    "jazz music",
+    "deep sea fish",
+]
+
+
+def prompts(n: int) -> list[ChatPrompt]:
+    """n distinct chat prompts of varied length."""
+    out = []
+    for i in range(n):
+        topic = TOPICS[i % len(TOPICS)]
+        extra = " Please be detailed and precise." * (i % 4)
+        out.append(ChatPrompt([{"role": "user", "content": f"Tell me about {topic}.{extra}"}]))
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    """q-th percentile (0..100) of values, in milliseconds."""
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    k = min(len(s) - 1, max(0, round(q / 100 * (len(s) - 1))))
+    return s[k] * 1000
+
+
+async def run_engine(engine: AsyncEngine, batch: list[ChatPrompt], out_len: int) -> dict[str, Any]:
+    params = SamplingParams(max_tokens=out_len, temperature=0.0, ignore_eos=True)
+    ttft: list[float] = []
+    itl: list[float] = []
+    total = 0
+
+    async def one(i: int, p: ChatPrompt) -> None:
+        nonlocal total
+        start = time.perf_counter()
+        last = start
+        first = True
+        async for out in engine.generate(p, params, f"bench-{i}-{start}"):
+            now = time.perf_counter()
+            n = sum(len(d.token_ids) for d in out.deltas)
+            total += n
+            if first:
+                ttft.append(now - start)
+                first = False
+            else:
+                itl.append(now - last)
+            last = now
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one(i, p) for i, p in enumerate(batch)))
+    wall = time.perf_counter() - t0
+    return summary("llmeco", len(batch), total, wall, ttft, itl)
+
+
+class _StepClock(LogitsProcessor):
+    """Records when ``generate`` produces each step's logits (one token per sequence)."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        self.times.append(time.perf_counter())
+        return scores
+
+
+def run_hf(model: Any, tok: Any, batch: list[ChatPrompt], out_len: int) -> dict[str, Any]:
+    texts = [
+        tok.apply_chat_template(p.messages, add_generation_prompt=True, tokenize=False)
+        for p in batch
+    ]
+    tok.padding_side = "left"
+    enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    clock = _StepClock()
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        out = model.generate(
+            **enc,
+            max_new_tokens=out_len,
+            min_new_tokens=out_len,
+            do_sample=False,
+            logits_processor=LogitsProcessorList([clock]),
+            pad_token_id=tok.pad_token_id or tok.eos_token_id,
+        )
+    wall = time.perf_counter() - t0
+    generated = (out.shape[1] - enc["input_ids"].shape[1]) * len(batch)
+    ttft = [clock.times[0] - t0] * len(batch) if clock.times else []
+    itl = [b - a for a, b in zip(clock.times, clock.times[1:], strict=False)] * len(batch)
+    return summary("hf-generate", len(batch), generated, wall, ttft, itl)
+
+
+def summary(
+    system: str, c: int, tokens: int, wall: float, ttft: list[float], itl: list[float]
+) -> dict[str, Any]:
+    return {
+        "system": system,
+        "concurrency": c,
+        "output_tokens": tokens,
+        "seconds": round(wall, 3),
+        "tokens_per_s": round(tokens / wall, 2),
+        "ttft_ms_p50": round(pct(ttft, 50), 1),
+        "ttft_ms_p99": round(pct(ttft, 99), 1),
+        "itl_ms_p50": round(pct(itl, 50), 2),
+        "itl_ms_p99": round(pct(itl, 99), 2),
+        "ttft_ms_mean": round(statistics.fmean(ttft) * 1000, 1) if ttft else None,
+    }
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16, 64])
+    ap.add_argument("--output-len", type=int, default=64)
+    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    ap.add_argument("--skip-peer", action="store_true", help="measure llmeco only")
+    args = ap.parse_args()
+
+    settings = Settings(dtype=args.dtype, max_num_seqs=max(args.concurrency), kv_cache_tokens=65536)
+    source = resolve_model(args.model, settings)
+    engine = AsyncEngine.from_ref(str(source.path), settings, name=source.name)
+    dtype = getattr(torch, args.dtype)
+    model = AutoModelForCausalLM.from_pretrained(source.path, dtype=dtype).eval()
+    tok = load_tokenizer(source.path)
+    meta = {
+        "model": source.name,
+        "dtype": args.dtype,
+        "threads": torch.get_num_threads(),
+        "output_len": args.output_len,
+        "torch": torch.__version__,
+    }
+    print(json.dumps({"config": meta}), flush=True)
+
+    await run_engine(engine, prompts(2), 8)  # warm-up
+    run_hf(model, tok, prompts(2), 8)
+    ratios = {}
+    for c in args.concurrency:
+        batch = prompts(c)
+        ours = await run_engine(engine, batch, args.output_len)
+        print(json.dumps(ours), flush=True)
+        if args.skip_peer:
+            continue
+        peer = run_hf(model, tok, batch, args.output_len)
+        print(json.dumps(peer), flush=True)
+        ratios[c] = round(ours["tokens_per_s"] / peer["tokens_per_s"], 2)
+    print(json.dumps({"summary": {"throughput_ratio_vs_hf_generate": ratios, **meta}}), flush=True)
+    await engine.shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

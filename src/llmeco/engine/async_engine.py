@@ -1,0 +1,273 @@
+"""The native engine behind :class:`~llmeco.engine.protocol.EngineClient`.
+
+A background thread runs :meth:`EngineCore.step` whenever there is work; each request's
+outputs reach its own ``asyncio.Queue`` on the event loop that submitted it. Torch releases
+the GIL during the model's forward, so the event loop stays responsive while a step runs.
+Closing a request's stream (the client went away, the task was cancelled) aborts it, which
+frees its KV blocks at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from llmeco.engine.core import EngineCore, RequestState
+from llmeco.engine.protocol import EngineStats, ModelInfo
+from llmeco.engine.request import ChatPrompt, Prompt, RequestOutput, SamplingParams
+from llmeco.engine.runner import ModelRunner, kv_bytes_per_token
+from llmeco.errors import ConfigError, EngineDead, GenerateError, InvalidRequest
+from llmeco.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class _Stream:
+    loop: asyncio.AbstractEventLoop
+    queue: asyncio.Queue[RequestOutput | BaseException]
+
+    def put(self, item: RequestOutput | BaseException) -> None:
+        # RuntimeError: the submitting loop has closed, so nobody is listening any more.
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
+
+
+class AsyncEngine:
+    """Continuous-batching engine for one model, usable from any asyncio loop."""
+
+    def __init__(self, core: EngineCore, info: ModelInfo) -> None:
+        self._core = core
+        self._info = info
+        self._wake = threading.Event()
+        self._stopping = False
+        self._accepting = True
+        self._dead: str | None = None
+        self._thread = threading.Thread(target=self._loop, name=f"engine-{info.name}", daemon=True)
+        self._thread.start()
+
+    # -- construction ---------------------------------------------------------------
+    @classmethod
+    def from_ref(cls, ref: str, settings: Settings, name: str | None = None) -> AsyncEngine:
+        """Load a model reference (``default``, a HF directory, a ``.gguf``) and start serving."""
+        from llmeco.modeling.llama import LlamaDims, LlamaModel
+        from llmeco.modeling.load import (
+            eos_token_ids,
+            load_config,
+            load_state_dict,
+            load_tokenizer,
+            resolve_model,
+            select_device,
+            select_dtype,
+        )
+
+        if settings.threads:
+            torch.set_num_threads(settings.threads)
+        source = resolve_model(ref, settings)
+        device = select_device(settings)
+        dtype = select_dtype(settings, device)
+        config = load_config(source.path)
+        if getattr(config, "model_type", "llama") not in {"llama", "mistral", "smollm"}:
+            raise ConfigError(
+                f"{ref}: model type {config.model_type!r} is not supported by the native engine "
+                "(Llama-architecture models are)"
+            )
+        dims = LlamaDims.from_config(config)
+        with torch.device("meta"):
+            model = LlamaModel(dims, config)
+        model = model.to_empty(device=device).to(dtype)
+        model.load_hf_state_dict(load_state_dict(source.path, device, dtype))
+        model.eval()
+        tokenizer = load_tokenizer(source.path)
+        return cls.from_model(
+            model,
+            tokenizer,
+            eos_token_ids(source.path, tokenizer),
+            settings,
+            name or source.name,
+            source=str(source.origin),
+        )
+
+    @classmethod
+    def from_model(
+        cls,
+        model: Any,
+        tokenizer: Any,
+        eos_ids: list[int],
+        settings: Settings,
+        name: str,
+        source: str = "",
+    ) -> AsyncEngine:
+        """Wrap an already built :class:`~llmeco.modeling.llama.LlamaModel`."""
+        d = model.d
+        param = next(model.parameters())
+        block = settings.kv_block_size
+        num_blocks = max(1, settings.kv_cache_tokens // block)
+        max_len = min(d.max_position_embeddings, num_blocks * block)
+        if settings.max_model_len:
+            max_len = min(max_len, settings.max_model_len)
+        runner = ModelRunner(model, num_blocks, block, param.device, param.dtype)
+        log.info(
+            "kv cache reserved",
+            extra={
+                "model": name,
+                "blocks": num_blocks,
+                "block_size": block,
+                "bytes": num_blocks
+                * block
+                * kv_bytes_per_token(d.num_layers, d.num_kv_heads, d.head_dim, param.dtype),
+            },
+        )
+        core = EngineCore(
+            runner,
+            tokenizer,
+            eos_ids,
+            max_model_len=max_len,
+            num_blocks=num_blocks,
+            block_size=block,
+            max_num_seqs=settings.max_num_seqs,
+            max_num_batched_tokens=settings.max_num_batched_tokens,
+            max_queue=settings.max_queue,
+        )
+        info = ModelInfo(
+            name=name,
+            max_model_len=max_len,
+            vocab_size=d.vocab_size,
+            created=int(time.time()),
+            eos_token_ids=tuple(eos_ids),
+            source=source,
+        )
+        return cls(core, info)
+
+    # -- EngineClient ---------------------------------------------------------------
+    @property
+    def model_info(self) -> ModelInfo:
+        """Name, context length and vocabulary of the served model."""
+        return self._info
+
+    @property
+    def tokenizer(self) -> Any:
+        """The model's tokenizer (for apps that count tokens)."""
+        return self._core.tokenizer
+
+    def encode(self, prompt: Prompt) -> list[int]:
+        """Token ids for a prompt; chats go through the model's chat template."""
+        tok = self._core.tokenizer
+        if isinstance(prompt, ChatPrompt):
+            if not getattr(tok, "chat_template", None):
+                raise InvalidRequest(
+                    f"model {self._info.name} has no chat template; use completions",
+                    param="messages",
+                )
+            try:
+                text = tok.apply_chat_template(
+                    prompt.messages,
+                    add_generation_prompt=prompt.add_generation_prompt,
+                    tokenize=False,
+                )
+            except Exception as exc:  # jinja errors from user-shaped messages
+                raise InvalidRequest(f"cannot render messages: {exc}", param="messages") from exc
+            return list(tok(text, add_special_tokens=False)["input_ids"])
+        if isinstance(prompt, str):
+            return list(tok(prompt)["input_ids"])
+        return [int(t) for t in prompt]
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        """Text of token ids (special tokens dropped)."""
+        text: str = self._core.tokenizer.decode(list(token_ids), skip_special_tokens=True)
+        return text
+
+    async def generate(
+        self, prompt: Prompt, params: SamplingParams, request_id: str
+    ) -> AsyncIterator[RequestOutput]:
+        """Submit a request and stream its outputs; closing the stream aborts it."""
+        self._check_alive()
+        ids = self.encode(prompt)
+        stream = _Stream(asyncio.get_running_loop(), asyncio.Queue())
+        self._core.add_request(request_id, ids, params, stream)
+        self._wake.set()
+        done = False
+        try:
+            while True:
+                item = await stream.queue.get()
+                if isinstance(item, BaseException):
+                    done = True
+                    raise item
+                if item.finished:
+                    done = True
+                yield item
+                if done:
+                    return
+        finally:
+            if not done:
+                self._core.abort(request_id)
+
+    async def abort(self, request_id: str) -> None:
+        """Stop a request and free its KV memory; unknown ids are ignored."""
+        req = self._core.abort(request_id)
+        if req is not None and isinstance(req.sink, _Stream):
+            req.sink.put(GenerateError(f"request {request_id} was aborted"))
+
+    async def check_health(self) -> None:
+        """Raise ``EngineDead`` when the engine cannot serve."""
+        self._check_alive()
+
+    def stats(self) -> EngineStats:
+        """Running/waiting counts and KV usage right now."""
+        used, total = self._core.kv_usage()
+        sched = self._core.scheduler
+        return EngineStats(sched.num_running, sched.num_waiting, used, total)
+
+    async def shutdown(self, timeout: float = 30.0) -> None:
+        """Stop accepting, let running requests finish within ``timeout``, then stop."""
+        self._accepting = False
+        deadline = time.monotonic() + timeout
+        while self._core.requests and time.monotonic() < deadline and self._dead is None:
+            await asyncio.sleep(0.02)
+        for request_id in list(self._core.requests):
+            await self.abort(request_id)
+        self._stopping = True
+        self._wake.set()
+        await asyncio.to_thread(self._thread.join, 5.0)
+        self._dead = self._dead or "the engine has shut down"
+
+    # -- internals ------------------------------------------------------------------
+    def _check_alive(self) -> None:
+        if self._dead is not None:
+            raise EngineDead(self._dead)
+        if not self._accepting:
+            raise EngineDead("the engine is shutting down")
+
+    def _loop(self) -> None:
+        while not self._stopping:
+            if not self._core.has_work():
+                self._wake.wait(0.05)
+                self._wake.clear()
+                continue
+            try:
+                outputs = self._core.step()
+            except Exception as exc:  # a bug or a device error: fail loudly, not silently
+                log.exception("engine step failed")
+                self._fail_all(exc)
+                return
+            for req, out in outputs:
+                self._deliver(req, out)
+
+    def _deliver(self, req: RequestState, out: RequestOutput) -> None:
+        if isinstance(req.sink, _Stream):
+            req.sink.put(out)
+
+    def _fail_all(self, exc: Exception) -> None:
+        self._dead = f"engine step failed: {type(exc).__name__}: {exc}"
+        for request_id in list(self._core.requests):
+            req = self._core.abort(request_id)
+            if req is not None and isinstance(req.sink, _Stream):
+                req.sink.put(EngineDead(self._dead))
