@@ -238,7 +238,7 @@ class Sampler:
 
         This is what greedy rows take the argmax of and what logprobs are read from.
         """
-        x = logits.to(torch.float32, copy=True)  # [B, V]
+        x = logits.to(torch.float32, copy=True, memory_format=torch.contiguous_format)  # [B, V]
         self._apply_penalties(x, states)
         self._apply_masks(x, states)
         return x
@@ -375,6 +375,8 @@ def _top_p(x: torch.Tensor, ps: list[float]) -> None:
     ``top_p``, and always keeps the most likely one. Sorting all of ``[B, V]`` is slow on a CPU
     and the nucleus is usually small, so it is looked for among each row's few hundred (then
     few thousand) largest logits first; only rows whose nucleus is larger still are sorted.
+    (Tokens tied with the last one of the nucleus are all kept; HF's sort keeps an arbitrary
+    subset of such ties.)
     """
     dev, vocab = x.device, x.shape[1]
     pending = [i for i, p in enumerate(ps) if p < 1.0]
@@ -431,8 +433,12 @@ def _draw(probs: torch.Tensor, generators: list[torch.Generator | None]) -> torc
     if any(g is None for g in generators):
         u.uniform_()
     for i, g in enumerate(generators):
-        if g is not None:
+        if g is None:
+            continue
+        if g.device == u.device:
             u[i].uniform_(generator=g)
+        else:  # e.g. a CPU generator with logits on a GPU: draw there, copy the one number
+            u[i].copy_(torch.rand(1, dtype=torch.float64, generator=g, device=g.device))
     cdf = probs.to(torch.float64).cumsum_(dim=-1)  # [S, V]
     total = cdf[:, -1:]
     target = torch.minimum(u * total, torch.nextafter(total, torch.zeros_like(total)))

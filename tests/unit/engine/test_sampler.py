@@ -139,6 +139,15 @@ def test_presence_and_frequency_penalties_count_output_only(sampler: Sampler) ->
     assert torch.all(got[others] == 0)
 
 
+def test_penalties_on_non_contiguous_logits(sampler: Sampler) -> None:
+    logits = random_logits(V, vocab=3).t()  # [3, V], column-major
+    states = [state(output=[4, 4], frequency_penalty=1.0, repetition_penalty=1.5) for _ in range(3)]
+    got = sampler.process(logits, states)
+    expected = sampler.process(logits.contiguous(), states)
+    assert torch.equal(got, expected)
+    assert got[0, 4] < logits[0, 4]
+
+
 def test_penalties_leave_other_rows_untouched(sampler: Sampler) -> None:
     logits = random_logits(3)
     states = [state(output=[1, 2]), state(output=[1, 2], presence_penalty=1.0), state()]
