@@ -14,16 +14,17 @@ import argparse
 import asyncio
 import json
 import statistics
+import subprocess
 import sys
 import time
 from typing import Any
 
 import torch
-from llmeco.modeling.load import load_tokenizer, resolve_model
 from transformers import AutoModelForCausalLM, LogitsProcessor, LogitsProcessorList
 
 from llmeco.engine.async_engine import AsyncEngine
 from llmeco.engine.request import ChatPrompt, SamplingParams
+from llmeco.modeling.load import load_tokenizer, resolve_model
 from llmeco.settings import Settings
 
 TOPICS = [
@@ -146,7 +147,31 @@ def summary(
     }
 
 
-async def main() -> None:
+def peer_main(args: argparse.Namespace) -> None:
+    """The peer in its own process, so neither side's torch threads disturb the other's."""
+    source = resolve_model(args.model, Settings())
+    model = AutoModelForCausalLM.from_pretrained(source.path, dtype=getattr(torch, args.dtype))
+    model.eval()
+    tok = load_tokenizer(source.path)
+    run_hf(model, tok, prompts(2), 8)  # warm-up
+    for c in args.concurrency:
+        print(json.dumps(run_hf(model, tok, prompts(c), args.output_len)), flush=True)
+
+
+async def engine_main(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """llmeco at each concurrency; the engine thread does all of the torch work."""
+    settings = Settings(dtype=args.dtype, max_num_seqs=max(args.concurrency), kv_cache_tokens=65536)
+    engine = AsyncEngine.from_ref(args.model, settings)
+    await run_engine(engine, prompts(2), 8)  # warm-up
+    results = []
+    for c in args.concurrency:
+        results.append(await run_engine(engine, prompts(c), args.output_len))
+        print(json.dumps(results[-1]), flush=True)
+    await engine.shutdown()
+    return results
+
+
+def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -155,38 +180,45 @@ async def main() -> None:
     ap.add_argument("--output-len", type=int, default=64)
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     ap.add_argument("--skip-peer", action="store_true", help="measure llmeco only")
+    ap.add_argument("--peer-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
-
-    settings = Settings(dtype=args.dtype, max_num_seqs=max(args.concurrency), kv_cache_tokens=65536)
-    source = resolve_model(args.model, settings)
-    engine = AsyncEngine.from_ref(str(source.path), settings, name=source.name)
-    dtype = getattr(torch, args.dtype)
-    model = AutoModelForCausalLM.from_pretrained(source.path, dtype=dtype).eval()
-    tok = load_tokenizer(source.path)
+    if args.peer_only:
+        peer_main(args)
+        return
     meta = {
-        "model": source.name,
+        "model": args.model,
         "dtype": args.dtype,
         "threads": torch.get_num_threads(),
         "output_len": args.output_len,
         "torch": torch.__version__,
     }
     print(json.dumps({"config": meta}), flush=True)
-
-    await run_engine(engine, prompts(2), 8)  # warm-up
-    run_hf(model, tok, prompts(2), 8)
-    ratios = {}
-    for c in args.concurrency:
-        batch = prompts(c)
-        ours = await run_engine(engine, batch, args.output_len)
-        print(json.dumps(ours), flush=True)
-        if args.skip_peer:
-            continue
-        peer = run_hf(model, tok, batch, args.output_len)
-        print(json.dumps(peer), flush=True)
-        ratios[c] = round(ours["tokens_per_s"] / peer["tokens_per_s"], 2)
+    ours = asyncio.run(engine_main(args))
+    if args.skip_peer:
+        return
+    cmd = [
+        sys.executable,
+        __file__,
+        "--peer-only",
+        "--model",
+        args.model,
+        "--dtype",
+        args.dtype,
+        "--output-len",
+        str(args.output_len),
+        "--concurrency",
+        *map(str, args.concurrency),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    peers = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    for p in peers:
+        print(json.dumps(p), flush=True)
+    ratios = {
+        str(o["concurrency"]): round(o["tokens_per_s"] / p["tokens_per_s"], 2)
+        for o, p in zip(ours, peers, strict=True)
+    }
     print(json.dumps({"summary": {"throughput_ratio_vs_hf_generate": ratios, **meta}}), flush=True)
-    await engine.shutdown()
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    main()

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,15 +44,27 @@ class _Stream:
 class AsyncEngine:
     """Continuous-batching engine for one model, usable from any asyncio loop."""
 
-    def __init__(self, core: EngineCore, info: ModelInfo) -> None:
-        self._core = core
-        self._info = info
+    def __init__(self, build: Callable[[], tuple[EngineCore, ModelInfo]]) -> None:
+        """Start the engine thread, which runs ``build`` (load the model) and then steps.
+
+        Every torch call of the engine happens on that one thread: a second OpenMP team
+        (e.g. weights loaded on the main thread) makes libgomp throttle its spin-waits when
+        threads outnumber cores, which slowed decode by ~40% on a 2-core machine.
+        """
         self._wake = threading.Event()
+        self._ready = threading.Event()
         self._stopping = False
         self._accepting = True
         self._dead: str | None = None
-        self._thread = threading.Thread(target=self._loop, name=f"engine-{info.name}", daemon=True)
+        self._build_error: BaseException | None = None
+        self._core: EngineCore
+        self._info: ModelInfo
+        self._thread = threading.Thread(target=self._run, args=(build,), name="llmeco-engine")
+        self._thread.daemon = True
         self._thread.start()
+        self._ready.wait()
+        if self._build_error is not None:
+            raise self._build_error
 
     # -- construction ---------------------------------------------------------------
     @classmethod
@@ -69,32 +81,29 @@ class AsyncEngine:
             select_dtype,
         )
 
-        if settings.threads:
-            torch.set_num_threads(settings.threads)
-        source = resolve_model(ref, settings)
-        device = select_device(settings)
-        dtype = select_dtype(settings, device)
-        config = load_config(source.path)
-        if getattr(config, "model_type", "llama") not in {"llama", "mistral", "smollm"}:
-            raise ConfigError(
-                f"{ref}: model type {config.model_type!r} is not supported by the native engine "
-                "(Llama-architecture models are)"
-            )
-        dims = LlamaDims.from_config(config)
-        with torch.device("meta"):
-            model = LlamaModel(dims, config)
-        model = model.to_empty(device=device).to(dtype)
-        model.load_hf_state_dict(load_state_dict(source.path, device, dtype))
-        model.eval()
-        tokenizer = load_tokenizer(source.path)
-        return cls.from_model(
-            model,
-            tokenizer,
-            eos_token_ids(source.path, tokenizer),
-            settings,
-            name or source.name,
-            source=str(source.origin),
-        )
+        def build() -> tuple[EngineCore, ModelInfo]:
+            if settings.threads:
+                torch.set_num_threads(settings.threads)
+            source = resolve_model(ref, settings)
+            device = select_device(settings)
+            dtype = select_dtype(settings, device)
+            config = load_config(source.path)
+            if getattr(config, "model_type", "llama") not in {"llama", "mistral", "smollm"}:
+                raise ConfigError(
+                    f"{ref}: model type {config.model_type!r} is not supported by the native "
+                    "engine (Llama-architecture models are)"
+                )
+            dims = LlamaDims.from_config(config)
+            with torch.device("meta"):
+                model = LlamaModel(dims, config)
+            model = model.to_empty(device=device).to(dtype)
+            model.load_hf_state_dict(load_state_dict(source.path, device, dtype))
+            model.eval()
+            tokenizer = load_tokenizer(source.path)
+            eos = eos_token_ids(source.path, tokenizer)
+            return _build_core(model, tokenizer, eos, settings, name or source.name, source.origin)
+
+        return cls(build)
 
     @classmethod
     def from_model(
@@ -106,46 +115,8 @@ class AsyncEngine:
         name: str,
         source: str = "",
     ) -> AsyncEngine:
-        """Wrap an already built :class:`~llmeco.modeling.llama.LlamaModel`."""
-        d = model.d
-        param = next(model.parameters())
-        block = settings.kv_block_size
-        num_blocks = max(1, settings.kv_cache_tokens // block)
-        max_len = min(d.max_position_embeddings, num_blocks * block)
-        if settings.max_model_len:
-            max_len = min(max_len, settings.max_model_len)
-        runner = ModelRunner(model, num_blocks, block, param.device, param.dtype)
-        log.info(
-            "kv cache reserved",
-            extra={
-                "model": name,
-                "blocks": num_blocks,
-                "block_size": block,
-                "bytes": num_blocks
-                * block
-                * kv_bytes_per_token(d.num_layers, d.num_kv_heads, d.head_dim, param.dtype),
-            },
-        )
-        core = EngineCore(
-            runner,
-            tokenizer,
-            eos_ids,
-            max_model_len=max_len,
-            num_blocks=num_blocks,
-            block_size=block,
-            max_num_seqs=settings.max_num_seqs,
-            max_num_batched_tokens=settings.max_num_batched_tokens,
-            max_queue=settings.max_queue,
-        )
-        info = ModelInfo(
-            name=name,
-            max_model_len=max_len,
-            vocab_size=d.vocab_size,
-            created=int(time.time()),
-            eos_token_ids=tuple(eos_ids),
-            source=source,
-        )
-        return cls(core, info)
+        """Serve an already built :class:`~llmeco.modeling.llama.LlamaModel`."""
+        return cls(lambda: _build_core(model, tokenizer, eos_ids, settings, name, source))
 
     # -- EngineClient ---------------------------------------------------------------
     @property
@@ -246,6 +217,16 @@ class AsyncEngine:
         if not self._accepting:
             raise EngineDead("the engine is shutting down")
 
+    def _run(self, build: Callable[[], tuple[EngineCore, ModelInfo]]) -> None:
+        try:
+            self._core, self._info = build()
+        except BaseException as exc:
+            self._build_error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        self._loop()
+
     def _loop(self) -> None:
         while not self._stopping:
             if not self._core.has_work():
@@ -271,3 +252,43 @@ class AsyncEngine:
             req = self._core.abort(request_id)
             if req is not None and isinstance(req.sink, _Stream):
                 req.sink.put(EngineDead(self._dead))
+
+
+def _build_core(
+    model: Any, tokenizer: Any, eos_ids: list[int], settings: Settings, name: str, source: str
+) -> tuple[EngineCore, ModelInfo]:
+    """Reserve the KV cache and assemble the core for a loaded model."""
+    d = model.d
+    param = next(model.parameters())
+    block = settings.kv_block_size
+    num_blocks = max(1, settings.kv_cache_tokens // block)
+    max_len = min(d.max_position_embeddings, num_blocks * block)
+    if settings.max_model_len:
+        max_len = min(max_len, settings.max_model_len)
+    runner = ModelRunner(model, num_blocks, block, param.device, param.dtype)
+    kv_bytes = (
+        num_blocks
+        * block
+        * kv_bytes_per_token(d.num_layers, d.num_kv_heads, d.head_dim, param.dtype)
+    )
+    log.info("kv cache reserved", extra={"model": name, "blocks": num_blocks, "bytes": kv_bytes})
+    core = EngineCore(
+        runner,
+        tokenizer,
+        eos_ids,
+        max_model_len=max_len,
+        num_blocks=num_blocks,
+        block_size=block,
+        max_num_seqs=settings.max_num_seqs,
+        max_num_batched_tokens=settings.max_num_batched_tokens,
+        max_queue=settings.max_queue,
+    )
+    info = ModelInfo(
+        name=name,
+        max_model_len=max_len,
+        vocab_size=d.vocab_size,
+        created=int(time.time()),
+        eos_token_ids=tuple(eos_ids),
+        source=source,
+    )
+    return core, info
