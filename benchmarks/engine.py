@@ -5,7 +5,10 @@ batching) and, in the same run, fed as one left-padded batch to ``generate`` (th
 Both produce exactly ``--output-len`` tokens per request (EOS ignored) so the work is equal.
 Prints one JSON object per (system, concurrency) and a summary with the ratios.
 
-    python benchmarks/engine.py --model default --concurrency 1 4 16 64 --output-len 64
+    python benchmarks/engine.py --model default --concurrency 1 4 16 64 --output-len 64 [--spread]
+
+With --spread, requests ask for different output lengths (as real traffic does); the peer's
+static batch then runs until its longest request is done.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import statistics
 import subprocess
 import sys
@@ -66,14 +70,30 @@ def pct(values: list[float], q: float) -> float:
     return s[k] * 1000
 
 
-async def run_engine(engine: AsyncEngine, batch: list[ChatPrompt], out_len: int) -> dict[str, Any]:
-    params = SamplingParams(max_tokens=out_len, temperature=0.0, ignore_eos=True)
+def lengths(n: int, out_len: int, spread: bool) -> list[int]:
+    """Per-request output lengths: all ``out_len``, or spread over [out_len/4, 2*out_len]."""
+    if not spread:
+        return [out_len] * n
+    rng = random.Random(n)
+    return [rng.randint(max(1, out_len // 4), 2 * out_len) for _ in range(n)]
+
+
+async def run_engine(
+    engine: AsyncEngine, batch: list[ChatPrompt], lens: list[int], concurrency: int
+) -> dict[str, Any]:
+    """Closed loop: at most ``concurrency`` requests in flight, the next starts as one ends."""
+    gate = asyncio.Semaphore(concurrency)
     ttft: list[float] = []
     itl: list[float] = []
     total = 0
 
     async def one(i: int, p: ChatPrompt) -> None:
+        async with gate:
+            await one_request(i, p)
+
+    async def one_request(i: int, p: ChatPrompt) -> None:
         nonlocal total
+        params = SamplingParams(max_tokens=lens[i], temperature=0.0, ignore_eos=True)
         start = time.perf_counter()
         last = start
         first = True
@@ -91,7 +111,7 @@ async def run_engine(engine: AsyncEngine, batch: list[ChatPrompt], out_len: int)
     t0 = time.perf_counter()
     await asyncio.gather(*(one(i, p) for i, p in enumerate(batch)))
     wall = time.perf_counter() - t0
-    return summary("llmeco", len(batch), total, wall, ttft, itl)
+    return summary("llmeco", concurrency, len(batch), total, wall, ttft, itl)
 
 
 class _StepClock(LogitsProcessor):
@@ -105,7 +125,10 @@ class _StepClock(LogitsProcessor):
         return scores
 
 
-def run_hf(model: Any, tok: Any, batch: list[ChatPrompt], out_len: int) -> dict[str, Any]:
+def run_hf(model: Any, tok: Any, batch: list[ChatPrompt], lens: list[int]) -> dict[str, Any]:
+    """One left-padded batch; a static batch runs until its longest request is done, so
+    only the tokens each request asked for count as output."""
+    out_len = max(lens)
     texts = [
         tok.apply_chat_template(p.messages, add_generation_prompt=True, tokenize=False)
         for p in batch
@@ -115,7 +138,7 @@ def run_hf(model: Any, tok: Any, batch: list[ChatPrompt], out_len: int) -> dict[
     clock = _StepClock()
     t0 = time.perf_counter()
     with torch.inference_mode():
-        out = model.generate(
+        model.generate(
             **enc,
             max_new_tokens=out_len,
             min_new_tokens=out_len,
@@ -124,18 +147,19 @@ def run_hf(model: Any, tok: Any, batch: list[ChatPrompt], out_len: int) -> dict[
             pad_token_id=tok.pad_token_id or tok.eos_token_id,
         )
     wall = time.perf_counter() - t0
-    generated = (out.shape[1] - enc["input_ids"].shape[1]) * len(batch)
+    generated = sum(lens)  # min_new_tokens=max(lens): every request got its share
     ttft = [clock.times[0] - t0] * len(batch) if clock.times else []
     itl = [b - a for a, b in zip(clock.times, clock.times[1:], strict=False)] * len(batch)
-    return summary("hf-generate", len(batch), generated, wall, ttft, itl)
+    return summary("hf-generate", len(batch), len(batch), generated, wall, ttft, itl)
 
 
 def summary(
-    system: str, c: int, tokens: int, wall: float, ttft: list[float], itl: list[float]
+    system: str, c: int, n: int, tokens: int, wall: float, ttft: list[float], itl: list[float]
 ) -> dict[str, Any]:
     return {
         "system": system,
         "concurrency": c,
+        "num_prompts": n,
         "output_tokens": tokens,
         "seconds": round(wall, 3),
         "tokens_per_s": round(tokens / wall, 2),
@@ -147,25 +171,49 @@ def summary(
     }
 
 
+def merge(parts: list[dict[str, Any]], c: int) -> dict[str, Any]:
+    """Combine consecutive static batches into one figure for the whole run."""
+    tokens = sum(p["output_tokens"] for p in parts)
+    seconds = sum(p["seconds"] for p in parts)
+    out = dict(parts[0])
+    out.update(
+        concurrency=c,
+        num_prompts=sum(p["num_prompts"] for p in parts),
+        output_tokens=tokens,
+        seconds=round(seconds, 3),
+        tokens_per_s=round(tokens / seconds, 2),
+        ttft_ms_p99=max(p["ttft_ms_p99"] for p in parts),
+        itl_ms_p99=max(p["itl_ms_p99"] for p in parts),
+    )
+    return out
+
+
 def peer_main(args: argparse.Namespace) -> None:
     """The peer in its own process, so neither side's torch threads disturb the other's."""
     source = resolve_model(args.model, Settings())
     model = AutoModelForCausalLM.from_pretrained(source.path, dtype=getattr(torch, args.dtype))
     model.eval()
     tok = load_tokenizer(source.path)
-    run_hf(model, tok, prompts(2), 8)  # warm-up
+    run_hf(model, tok, prompts(2), [8, 8])  # warm-up
     for c in args.concurrency:
-        print(json.dumps(run_hf(model, tok, prompts(c), args.output_len)), flush=True)
+        n = c * args.waves
+        batch, lens = prompts(n), lengths(n, args.output_len, args.spread)
+        # A static-batching server: run the requests C at a time, each batch to its end.
+        parts = [run_hf(model, tok, batch[i : i + c], lens[i : i + c]) for i in range(0, n, c)]
+        print(json.dumps(merge(parts, c)), flush=True)
 
 
 async def engine_main(args: argparse.Namespace) -> list[dict[str, Any]]:
     """llmeco at each concurrency; the engine thread does all of the torch work."""
     settings = Settings(dtype=args.dtype, max_num_seqs=max(args.concurrency), kv_cache_tokens=65536)
     engine = AsyncEngine.from_ref(args.model, settings)
-    await run_engine(engine, prompts(2), 8)  # warm-up
+    await run_engine(engine, prompts(2), [8, 8], 2)  # warm-up
     results = []
     for c in args.concurrency:
-        results.append(await run_engine(engine, prompts(c), args.output_len))
+        n = c * args.waves
+        results.append(
+            await run_engine(engine, prompts(n), lengths(n, args.output_len, args.spread), c)
+        )
         print(json.dumps(results[-1]), flush=True)
     await engine.shutdown()
     return results
@@ -179,6 +227,17 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16, 64])
     ap.add_argument("--output-len", type=int, default=64)
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    ap.add_argument(
+        "--spread",
+        action="store_true",
+        help="vary output lengths per request (out/4..2*out) as real traffic does",
+    )
+    ap.add_argument(
+        "--waves",
+        type=int,
+        default=1,
+        help="send concurrency x waves prompts, keeping `concurrency` in flight",
+    )
     ap.add_argument("--skip-peer", action="store_true", help="measure llmeco only")
     ap.add_argument("--peer-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -190,6 +249,8 @@ def main() -> None:
         "dtype": args.dtype,
         "threads": torch.get_num_threads(),
         "output_len": args.output_len,
+        "spread": args.spread,
+        "waves": args.waves,
         "torch": torch.__version__,
     }
     print(json.dumps({"config": meta}), flush=True)
@@ -206,6 +267,9 @@ def main() -> None:
         args.dtype,
         "--output-len",
         str(args.output_len),
+        *(["--spread"] if args.spread else []),
+        "--waves",
+        str(args.waves),
         "--concurrency",
         *map(str, args.concurrency),
     ]
