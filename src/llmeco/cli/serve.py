@@ -1,0 +1,151 @@
+"""``llmeco serve``: load models, then serve the OpenAI-compatible API until SIGTERM.
+
+Shutdown is graceful: on SIGTERM/SIGINT the server marks itself draining (``/ready`` turns
+503, new generation requests get 503), stops accepting connections, lets in-flight requests
+finish for up to ``--shutdown-timeout`` seconds (then cancels them, which aborts their
+generations), and finally shuts each engine down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Generator
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+import uvicorn
+
+from llmeco.errors import ConfigError
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from llmeco.engine.protocol import EngineClient
+    from llmeco.rag.embed import Embedder
+    from llmeco.server.state import ServerState
+
+log = logging.getLogger("llmeco.serve")
+
+
+def serve(
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model", "-m", help="Model reference to serve (repeat for several). Default: default."
+        ),
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind (LLMECO_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind; 0 picks a free one.")] = None,
+    shutdown_timeout: Annotated[
+        float, typer.Option(help="Seconds in-flight requests get to finish on SIGTERM.")
+    ] = 30.0,
+    embeddings: Annotated[
+        bool, typer.Option(help="Also serve the packaged embedding model on /v1/embeddings.")
+    ] = True,
+) -> None:
+    """Serve models over an OpenAI-compatible HTTP API (and a chat page at /)."""
+    from llmeco.observability.logging import configure_logging
+    from llmeco.server import build_app
+    from llmeco.settings import Settings
+
+    settings = Settings()
+    if host is not None:
+        settings.host = host
+    if port is not None:
+        settings.port = port
+    configure_logging(settings.log_level)
+    engines, aliases = _load_engines(model or [settings.default_model], settings)
+    embedder = _load_embedder() if embeddings else None
+    app = build_app(settings, engines, embedder, aliases=aliases)
+    asyncio.run(_serve(app, settings.host, settings.port, shutdown_timeout))
+
+
+def _load_engines(refs: list[str], settings: Any) -> tuple[dict[str, EngineClient], dict[str, str]]:
+    from llmeco.engine.async_engine import AsyncEngine
+
+    engines: dict[str, EngineClient] = {}
+    aliases: dict[str, str] = {}
+    for ref in refs:
+        log.info("loading model", extra={"ref": ref})
+        engine = AsyncEngine.from_ref(ref, settings)
+        name = engine.model_info.name
+        if name in engines:
+            raise ConfigError(f"--model {ref} is served as {name!r}, which is already served")
+        engines[name] = engine
+        if ref != name:
+            aliases[ref] = name
+        log.info("model ready", extra={"ref": ref, "model": name})
+    return engines, aliases
+
+
+def _load_embedder() -> Embedder:
+    from llmeco.rag.embed import Embedder
+
+    return Embedder()
+
+
+async def _serve(app: FastAPI, host: str, port: int, shutdown_timeout: float) -> None:
+    state: ServerState = app.state.llmeco
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=max(1, round(shutdown_timeout)),
+    )
+    server = _Server(config, state)
+    sock = config.bind_socket()
+    bound = sock.getsockname()[1]
+    url_host = f"[{host}]" if ":" in host else host
+    typer.echo(f"llmeco serving {', '.join(state.engines)} at http://{url_host}:{bound}/")
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        # Requests cut at the timeout were cancelled but not awaited: let their cleanup
+        # (aborting their generations) run before the engines go away.
+        pending = [t for t in server.server_state.tasks if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=5)
+        log.info("stopping engines")
+        for engine in state.engines.values():
+            await engine.shutdown(timeout=1.0)
+        if state.embedder is not None:
+            state.embedder.close()
+        log.info("stopped")
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that drains on SIGTERM and does not re-raise the signal afterwards
+    (uvicorn's default would kill the process before the engines are shut down)."""
+
+    def __init__(self, config: uvicorn.Config, state: ServerState) -> None:
+        super().__init__(config)
+        self._state = state
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._state.draining = True
+        super().handle_exit(sig, frame)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        sigs = (signal.SIGINT, signal.SIGTERM)
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in sigs}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+
+
+if __name__ == "__main__":  # python -m llmeco.cli.serve (used by benchmarks/serve.py)
+    typer.run(serve)

@@ -1,0 +1,1 @@
+"""Data preparation: read raw files, clean, dedupe, redact, split, and train tokenizers."""

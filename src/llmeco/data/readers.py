@@ -1,0 +1,248 @@
+"""Readers: raw files (txt, md, html, jsonl, csv, pdf, docx, parquet) → records.
+
+A *record* is a plain dict, one of two shapes::
+
+    {"text": "...", "source": "file.txt"}                       # prose for pretraining
+    {"messages": [{"role": ..., "content": ...}, ...], "source": ...}  # a conversation
+
+Chat data is recognised in three common layouts and normalised to ``messages``:
+OpenAI-style ``messages``, ShareGPT ``conversations`` (``from``/``value``) and Alpaca
+(``instruction``/``input``/``output``). Every error names the file (and line) it is about,
+so a bad file in a folder of thousands is easy to find.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any, ClassVar
+
+from llmeco.data import documents
+from llmeco.errors import ConfigError, NotFound
+
+Record = dict[str, Any]
+
+#: Suffixes we read, and those we recognise but cannot read without an extra dependency.
+TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".text"}
+HTML_SUFFIXES = {".html", ".htm"}
+SUPPORTED = TEXT_SUFFIXES | HTML_SUFFIXES | {".jsonl", ".csv", ".pdf", ".docx", ".parquet"}
+UNSUPPORTED = {".doc", ".xlsx", ".json", ".odt", ".rtf"}
+
+_SHAREGPT_ROLES = {
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "bot": "assistant",
+    "system": "system",
+}
+_ROLES = {"system", "user", "assistant"}
+
+
+def expand_inputs(inputs: Iterable[Path]) -> list[Path]:
+    """Files named directly plus every readable file under named folders, sorted.
+
+    Hidden files and files with suffixes we do not know are skipped inside folders, but a
+    file named directly with an unknown suffix is an error (the user asked for it).
+
+    Raises:
+        NotFound: an input does not exist.
+    """
+    files: list[Path] = []
+    for item in inputs:
+        if not item.exists():
+            raise NotFound(f"{item}: no such file or folder")
+        if item.is_dir():
+            for path in sorted(item.rglob("*")):
+                known = path.suffix.lower() in SUPPORTED | UNSUPPORTED
+                if path.is_file() and not path.name.startswith(".") and known:
+                    files.append(path)
+        else:
+            files.append(item)
+    return files
+
+
+def read_file(path: Path) -> list[Record]:
+    """All records of one file, chosen by its suffix.
+
+    Raises:
+        ConfigError: unsupported format, unreadable encoding or a malformed row; the
+            message starts with the file name.
+    """
+    suffix = path.suffix.lower()
+    if suffix in UNSUPPORTED or suffix not in SUPPORTED:
+        raise ConfigError(
+            f"{path}: unsupported format {suffix or '(no suffix)'!r}; llmeco reads "
+            ".txt, .md, .html, .jsonl, .csv, .pdf, .docx and .parquet (convert it to one of these)"
+        )
+    if suffix == ".pdf":
+        return [_text(p, path) for p in split_paragraphs(documents.pdf_text(path))]
+    if suffix == ".docx":
+        return [_text(p, path) for p in split_paragraphs(documents.docx_text(path))]
+    if suffix == ".parquet":
+        return _records(documents.parquet_rows(path), path, first_row=1)
+    try:
+        raw = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    if suffix in TEXT_SUFFIXES:
+        return [_text(p, path) for p in split_paragraphs(raw)]
+    if suffix in HTML_SUFFIXES:
+        return [_text(p, path) for p in split_paragraphs(html_to_text(raw))]
+    if suffix == ".jsonl":
+        return list(_read_jsonl(raw, path))
+    return list(_read_csv(raw, path))
+
+
+def split_paragraphs(text: str) -> list[str]:
+    """Blank-line separated blocks: the unit we clean, dedupe and split."""
+    blocks = [b.strip() for b in text.replace("\r\n", "\n").split("\n\n")]
+    return [b for b in blocks if b]
+
+
+class _TextExtractor(HTMLParser):
+    """Collects visible text; block elements become paragraph breaks."""
+
+    _SKIP: ClassVar[set[str]] = {"script", "style", "noscript", "template", "head", "nav", "footer"}
+    _BLOCK: ClassVar[set[str]] = {
+        "p",
+        "div",
+        "br",
+        "li",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "tr",
+        "section",
+        "article",
+        "pre",
+        "blockquote",
+        "table",
+        "ul",
+        "ol",
+        "hr",
+    }
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skipping = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._SKIP:
+            self._skipping += 1
+        elif tag in self._BLOCK:
+            self.parts.append("\n\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._SKIP:
+            self._skipping = max(0, self._skipping - 1)
+        elif tag in self._BLOCK:
+            self.parts.append("\n\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skipping:
+            self.parts.append(data.replace("\n", " "))
+
+
+def html_to_text(html: str) -> str:
+    """Visible text of an HTML document (scripts, styles, nav and footer dropped)."""
+    parser = _TextExtractor()
+    parser.feed(html)
+    parser.close()
+    return "".join(parser.parts)
+
+
+def _text(text: str, path: Path) -> Record:
+    return {"text": text, "source": path.name}
+
+
+def to_record(obj: Any, where: str) -> Record:
+    """One JSON object → a text or chat record.
+
+    Raises:
+        ConfigError: the object has none of the known layouts; ``where`` names the place.
+    """
+    if not isinstance(obj, dict):
+        raise ConfigError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+    if "messages" in obj:
+        return {"messages": _messages(obj["messages"], where)}
+    if "conversations" in obj:
+        turns = obj["conversations"]
+        if not isinstance(turns, list):
+            raise ConfigError(f"{where}: 'conversations' must be a list")
+        msgs = []
+        for turn in turns:
+            if not isinstance(turn, dict) or "from" not in turn or "value" not in turn:
+                raise ConfigError(f"{where}: ShareGPT turns need 'from' and 'value'")
+            role = _SHAREGPT_ROLES.get(str(turn["from"]).lower())
+            if role is None:
+                raise ConfigError(f"{where}: unknown ShareGPT speaker {turn['from']!r}")
+            msgs.append({"role": role, "content": str(turn["value"])})
+        return {"messages": _messages(msgs, where)}
+    if "instruction" in obj and "output" in obj:
+        prompt = str(obj["instruction"])
+        if obj.get("input"):
+            prompt += "\n\n" + str(obj["input"])
+        msgs = [
+            {"role": "user", "content": prompt},
+            {"role": "assistant", "content": str(obj["output"])},
+        ]
+        return {"messages": msgs}
+    for key in ("text", "content"):
+        if isinstance(obj.get(key), str):
+            return {"text": obj[key]}
+    raise ConfigError(
+        f"{where}: no 'text', 'messages', 'conversations' or 'instruction'/'output' field "
+        f"(keys: {', '.join(sorted(obj)) or 'none'})"
+    )
+
+
+def _messages(value: Any, where: str) -> list[dict[str, str]]:
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{where}: 'messages' must be a non-empty list")
+    out = []
+    for msg in value:
+        if not isinstance(msg, dict) or msg.get("role") not in _ROLES:
+            raise ConfigError(f"{where}: each message needs a role of system, user or assistant")
+        out.append({"role": str(msg["role"]), "content": str(msg.get("content") or "")})
+    return out
+
+
+def _read_jsonl(raw: str, path: Path) -> Iterator[Record]:
+    for number, line in enumerate(raw.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{where}: invalid JSON ({exc.msg})") from exc
+        record = to_record(obj, where)
+        record["source"] = path.name
+        yield record
+
+
+def _read_csv(raw: str, path: Path) -> Iterator[Record]:
+    reader = csv.DictReader(raw.splitlines())
+    if not reader.fieldnames:
+        raise ConfigError(f"{path}: empty CSV (no header row)")
+    yield from _records(
+        ({k: v for k, v in row.items() if k is not None} for row in reader), path, first_row=2
+    )
+
+
+def _records(rows: Iterable[dict[str, Any]], path: Path, first_row: int) -> list[Record]:
+    """Table rows → records; errors name the file and the row number."""
+    out = []
+    for number, row in enumerate(rows, start=first_row):
+        record = to_record(row, f"{path}:{number}")
+        record["source"] = path.name
+        out.append(record)
+    return out

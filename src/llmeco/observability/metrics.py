@@ -1,0 +1,170 @@
+"""Prometheus metrics for the server, all prefixed ``llmeco_`` and labelled by model.
+
+Each app gets its own :class:`~prometheus_client.CollectorRegistry` (no global state, so
+tests and several apps in one process don't collide). Engine gauges (running, waiting,
+KV-cache usage) are read from ``engine.stats()`` at scrape time by a custom collector,
+so they are never stale and cost nothing between scrapes.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from llmeco.engine.protocol import EngineStats
+from llmeco.engine.request import RequestOutput
+
+_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160)
+_TOKEN_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 1, 2.5)
+
+StatsSource = Callable[[], Mapping[str, EngineStats]]
+
+
+class _EngineCollector(Collector):
+    """Reads each engine's stats (and CUDA memory when torch is in use) at scrape time."""
+
+    def __init__(self, stats: StatsSource) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        running = GaugeMetricFamily(
+            "llmeco_num_requests_running", "Requests being decoded now.", labels=["model"]
+        )
+        waiting = GaugeMetricFamily(
+            "llmeco_num_requests_waiting", "Requests waiting for KV memory.", labels=["model"]
+        )
+        kv = GaugeMetricFamily(
+            "llmeco_kv_cache_usage_ratio", "Fraction of KV-cache blocks in use.", labels=["model"]
+        )
+        for model, s in self._stats().items():
+            running.add_metric([model], s.running)
+            waiting.add_metric([model], s.waiting)
+            kv.add_metric([model], s.kv_usage)
+        yield from (running, waiting, kv)
+        gpu = _gpu_memory()
+        if gpu is not None:
+            yield gpu
+
+
+def _gpu_memory() -> Metric | None:
+    """CUDA memory allocated by torch, only if torch is already loaded and CUDA initialised."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return None
+    family = GaugeMetricFamily(
+        "llmeco_gpu_memory_allocated_bytes", "CUDA memory allocated by torch.", labels=["device"]
+    )
+    for i in range(torch.cuda.device_count()):
+        family.add_metric([str(i)], float(torch.cuda.memory_allocated(i)))
+    return family
+
+
+class ServerMetrics:
+    """Every metric one server exposes, in a registry of its own."""
+
+    def __init__(self, stats: StatsSource) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "llmeco_requests",
+            "HTTP requests by model, route and status code.",
+            ["model", "route", "status"],
+            registry=r,
+        )
+        self.http_latency = Histogram(
+            "llmeco_http_request_duration_seconds",
+            "Time from receiving a request to the end of its response, by route.",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.e2e_latency = Histogram(
+            "llmeco_e2e_request_latency_seconds",
+            "Arrival to last token of a generation request.",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "llmeco_time_to_first_token_seconds",
+            "Arrival to first generated token.",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.itl = Histogram(
+            "llmeco_inter_token_latency_seconds",
+            "Time between successive generated tokens of one sequence.",
+            ["model"],
+            buckets=_TOKEN_BUCKETS,
+            registry=r,
+        )
+        self.queue_time = Histogram(
+            "llmeco_request_queue_time_seconds",
+            "Time a request waited before it was scheduled.",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.prompt_tokens = Counter(
+            "llmeco_prompt_tokens", "Prompt tokens processed.", ["model"], registry=r
+        )
+        self.generation_tokens = Counter(
+            "llmeco_generation_tokens", "Tokens generated.", ["model"], registry=r
+        )
+        r.register(_EngineCollector(stats))
+        # process_resident_memory_bytes etc., prefixed: llmeco_process_resident_memory_bytes.
+        ProcessCollector(namespace="llmeco", registry=r)
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition text and its content type."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+    def timer(self, model: str) -> GenerationTimer:
+        """Start timing one generation request for ``model``."""
+        return GenerationTimer(self, model)
+
+
+class GenerationTimer:
+    """Turns one request's stream of outputs into TTFT, ITL, queue and e2e observations."""
+
+    def __init__(self, metrics: ServerMetrics, model: str) -> None:
+        self._m = metrics
+        self._model = model
+        self._start = time.perf_counter()
+        self._last: float | None = None
+        self._queued = False
+
+    def observe(self, out: RequestOutput) -> None:
+        """Record one engine output (call it for every item of the stream)."""
+        if out.queue_time is not None and not self._queued:
+            self._queued = True
+            self._m.queue_time.labels(self._model).observe(out.queue_time)
+        step = max((len(d.token_ids) for d in out.deltas), default=0)
+        if step == 0:
+            return
+        now = time.perf_counter()
+        if self._last is None:
+            self._m.ttft.labels(self._model).observe(now - self._start)
+        else:
+            per_token = (now - self._last) / step
+            self._m.itl.labels(self._model).observe(per_token)
+        self._last = now
+
+    def finish(self, prompt_tokens: int, completion_tokens: int) -> None:
+        """Record the end of the request and its token counts."""
+        self._m.e2e_latency.labels(self._model).observe(time.perf_counter() - self._start)
+        self._m.prompt_tokens.labels(self._model).inc(prompt_tokens)
+        self._m.generation_tokens.labels(self._model).inc(completion_tokens)

@@ -1,0 +1,1 @@
+"""Retrieval: chunking, embeddings, indexes and hybrid search."""

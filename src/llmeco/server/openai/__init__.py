@@ -1,0 +1,1 @@
+"""OpenAI-compatible endpoints: one package per endpoint (router, protocol, serving)."""

@@ -1,0 +1,18 @@
+"""``POST /v1/embeddings``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from llmeco.server.errors import ERROR_RESPONSES
+from llmeco.server.openai.embeddings.protocol import EmbeddingRequest, EmbeddingResponse
+from llmeco.server.openai.embeddings.serving import OpenAIServingEmbedding
+from llmeco.server.state import get_context, get_state
+
+router = APIRouter(tags=["openai"])
+
+
+@router.post("/v1/embeddings", response_model=EmbeddingResponse, responses=ERROR_RESPONSES)
+async def create_embedding(body: EmbeddingRequest, request: Request) -> EmbeddingResponse:
+    """Embed one text or a batch."""
+    return await OpenAIServingEmbedding(get_state(request)).create(body, get_context(request))

@@ -1,0 +1,255 @@
+"""Running one API request on an engine: context checks, streams, cleanup, metrics.
+
+Chat and completions both go through :class:`Generation`. It opens one engine request per
+prompt, waits for each one's first output before any response is sent (so a full queue is a
+429 and a too-long prompt a 400, not a broken stream), merges the streams, counts tokens
+exactly, and on :meth:`Generation.close` aborts whatever has not finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass, field
+
+from starlette.requests import Request
+
+from llmeco.engine.protocol import EngineClient
+from llmeco.engine.request import RequestOutput, SamplingParams, SequenceDelta, TokenLogprob
+from llmeco.errors import ContextLengthExceeded, EngineDead, GenerateError
+from llmeco.observability.metrics import GenerationTimer
+from llmeco.server.streaming import until_disconnected
+
+#: JSON has no -inf; OpenAI-compatible servers report impossible tokens with this instead.
+MIN_LOGPROB = -9999.0
+
+
+def resolve_max_tokens(context: int, prompt_len: int, requested: int | None) -> int:
+    """``requested`` if prompt + it fits the context, else 400 naming both numbers.
+
+    Unset means "the rest of the context" (as vLLM does for chat).
+    """
+    if requested is None:
+        if prompt_len >= context:
+            raise ContextLengthExceeded(prompt_len, 1, context)
+        return context - prompt_len
+    if prompt_len + requested > context:
+        raise ContextLengthExceeded(prompt_len, requested, context)
+    return requested
+
+
+@dataclass
+class ChoiceResult:
+    """Everything one choice produced, for non-streamed responses."""
+
+    index: int
+    text: list[str] = field(default_factory=list)
+    logprobs: list[TokenLogprob] = field(default_factory=list)
+    finish_reason: str | None = None
+
+
+class _Stream:
+    """One engine request, primed with its first output."""
+
+    def __init__(self, engine: EngineClient, gen: AsyncGenerator[RequestOutput, None], rid: str):
+        self.engine = engine
+        self.gen = gen
+        self.request_id = rid
+        self.first: RequestOutput | None = None
+        self.finished = False
+
+    async def prime(self) -> None:
+        try:
+            self.first = await anext(self.gen)
+        except StopAsyncIteration:
+            self.finished = True
+            raise GenerateError("the engine ended the request without any output") from None
+
+    async def __aiter__(self) -> AsyncIterator[RequestOutput]:
+        if self.first is not None:
+            first, self.first = self.first, None
+            self.finished = first.finished
+            yield first
+        while not self.finished:
+            try:
+                out = await anext(self.gen)
+            except StopAsyncIteration:
+                self.finished = True
+                return
+            self.finished = out.finished
+            yield out
+
+    async def close(self) -> None:
+        """Close the engine's iterator (always) and abort the request if it had not ended."""
+        unfinished = not self.finished
+        self.finished = True
+        with contextlib.suppress(RuntimeError):  # still running in a cancelled task
+            await self.gen.aclose()
+        if unfinished:
+            await self.engine.abort(self.request_id)
+
+
+class Generation:
+    """The engine requests behind one API request (one per prompt, each with ``n`` choices)."""
+
+    def __init__(
+        self,
+        engine: EngineClient,
+        params: SamplingParams,
+        request_id: str,
+        timer: GenerationTimer,
+    ) -> None:
+        self.engine = engine
+        self.params = params
+        self.request_id = request_id
+        self.timer = timer
+        self.streams: list[_Stream] = []
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self._closed = False
+
+    @property
+    def n(self) -> int:
+        """Choices per prompt."""
+        return self.params.n
+
+    async def start(self, prompts: list[list[int]], request: Request) -> None:
+        """Submit every prompt and wait for each first output (or the client to leave)."""
+        suffix = secrets.token_hex(4)
+        for i, ids in enumerate(prompts):
+            rid = f"{self.request_id}-{suffix}-{i}"
+            gen = self.engine.generate(ids, self.params, rid)
+            self.streams.append(_Stream(self.engine, _as_gen(gen), rid))
+        try:
+            await until_disconnected(self._prime_all(), request)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _prime_all(self) -> None:
+        results = await asyncio.gather(*(s.prime() for s in self.streams), return_exceptions=True)
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+        self.prompt_tokens = sum(
+            len(s.first.prompt_token_ids) for s in self.streams if s.first is not None
+        )
+
+    async def deltas(self) -> AsyncIterator[tuple[int, SequenceDelta]]:
+        """Every delta of every stream as ``(choice index, delta)``, counting tokens."""
+        async for prompt_index, out in self._merged():
+            self.timer.observe(out)
+            for delta in out.deltas:
+                self.completion_tokens += len(delta.token_ids)
+                if delta.finish_reason == "abort":
+                    raise EngineDead("the server stopped this generation (shutting down)")
+                yield prompt_index * self.n + delta.index, delta
+
+    async def _merged(self) -> AsyncIterator[tuple[int, RequestOutput]]:
+        if len(self.streams) == 1:
+            async for out in self.streams[0]:
+                yield 0, out
+            return
+        queue: asyncio.Queue[tuple[int, RequestOutput] | BaseException | None] = asyncio.Queue()
+
+        async def pump(i: int, stream: _Stream) -> None:
+            try:
+                async for out in stream:
+                    await queue.put((i, out))
+            except Exception as exc:
+                await queue.put(exc)
+            finally:
+                await queue.put(None)
+
+        tasks = [asyncio.create_task(pump(i, s)) for i, s in enumerate(self.streams)]
+        try:
+            live = len(tasks)
+            while live:
+                item = await queue.get()
+                if item is None:
+                    live -= 1
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    yield item
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def collect(self, request: Request) -> list[ChoiceResult]:
+        """Run to the end (or until the client leaves) and gather each choice."""
+        results = [ChoiceResult(i) for i in range(len(self.streams) * self.n)]
+
+        async def run() -> None:
+            async for index, delta in self.deltas():
+                choice = results[index]
+                choice.text.append(delta.text)
+                if delta.logprobs:
+                    choice.logprobs.extend(delta.logprobs)
+                if delta.finish_reason is not None:
+                    choice.finish_reason = delta.finish_reason
+
+        await until_disconnected(run(), request)
+        return results
+
+    async def close(self) -> None:
+        """Abort unfinished engine requests and record metrics (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        for s in self.streams:
+            await s.close()
+        self.timer.finish(self.prompt_tokens, self.completion_tokens)
+
+
+def _as_gen(it: AsyncIterator[RequestOutput]) -> AsyncGenerator[RequestOutput, None]:
+    """The engine's iterator as an async generator (wrapping plain iterators)."""
+    if isinstance(it, AsyncGenerator):
+        return it
+
+    async def wrap() -> AsyncGenerator[RequestOutput, None]:
+        try:
+            async for out in it:
+                yield out
+        finally:
+            aclose = getattr(it, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    return wrap()
+
+
+def chat_logprobs(lps: list[TokenLogprob], top: int) -> dict[str, object]:
+    """``choice.logprobs`` in the chat shape."""
+
+    def entry(token: str, logprob: float) -> dict[str, object]:
+        return {"token": token, "logprob": max(logprob, MIN_LOGPROB), "bytes": list(token.encode())}
+
+    content = []
+    for lp in lps:
+        item = entry(lp.token, lp.logprob)
+        item["top_logprobs"] = [entry(t, v) for _, t, v in lp.top[:top]]
+        content.append(item)
+    return {"content": content, "refusal": None}
+
+
+def completion_logprobs(lps: list[TokenLogprob], top: int, offset: int) -> dict[str, object]:
+    """``choice.logprobs`` in the legacy completions shape; offsets start at ``offset``."""
+    tokens, values, tops, offsets = [], [], [], []
+    for lp in lps:
+        tokens.append(lp.token)
+        values.append(max(lp.logprob, MIN_LOGPROB))
+        alternatives = {t: max(v, MIN_LOGPROB) for _, t, v in lp.top[:top]}
+        alternatives.setdefault(lp.token, max(lp.logprob, MIN_LOGPROB))
+        tops.append(alternatives)
+        offsets.append(offset)
+        offset += len(lp.token)
+    return {
+        "tokens": tokens,
+        "token_logprobs": values,
+        "top_logprobs": tops,
+        "text_offset": offsets,
+    }

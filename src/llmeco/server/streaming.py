@@ -1,0 +1,91 @@
+"""Server-sent events and client disconnects.
+
+Two guarantees live here (PITFALLS, Serving): a client that goes away stops its generation,
+and an SSE stream is byte-compatible with OpenAI's (``data: {json}\\n\\n`` … ``data: [DONE]``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+from starlette.types import Send
+
+from llmeco.server.errors import ClientGone
+
+T = TypeVar("T")
+
+DONE = b"data: [DONE]\n\n"
+
+
+def sse(data: Mapping[str, Any]) -> bytes:
+    """One SSE event carrying ``data`` as compact JSON."""
+    return (
+        b"data: " + json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
+    )
+
+
+async def _wait_disconnect(request: Request) -> None:
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def until_disconnected(work: Awaitable[T], request: Request) -> T:
+    """Await ``work``, cancelling it (and raising ``ClientGone``) if the client leaves first.
+
+    Used while a request waits for its first token or, when not streaming, for its whole
+    output: without it a queued request whose client left would still run to the end.
+    """
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_wait_disconnect(request))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not task.done():
+            task.cancel()
+        watcher.cancel()
+        await asyncio.gather(task, watcher, return_exceptions=True)
+    if task.cancelled():
+        raise ClientGone()
+    return task.result()
+
+
+class EventStream(StreamingResponse):
+    """An SSE response whose ``on_close`` always runs: finished, failed or disconnected.
+
+    Starlette cancels ``stream_response`` when the client disconnects; ``on_close`` then
+    runs shielded from that cancellation so it can abort the engine request.
+    """
+
+    def __init__(
+        self,
+        events: AsyncIterator[bytes],
+        on_close: Callable[[], Awaitable[None]],
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(
+            events,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **(headers or {})},
+        )
+        self._events = events
+        self._on_close = on_close
+
+    async def stream_response(self, send: Send) -> None:
+        try:
+            await super().stream_response(send)
+        except OSError as exc:  # ASGI spec >= 2.4 servers signal a gone client this way
+            raise ClientGone() from exc
+        finally:
+            with anyio.CancelScope(shield=True):
+                aclose = getattr(self._events, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+                await self._on_close()

@@ -1,0 +1,1 @@
+"""Training: one loop for pretraining and supervised fine-tuning, with exact resume."""

@@ -1,0 +1,10 @@
+"""Server integration tests reuse the unit tests' fake engine and helpers."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+UNIT_SERVER = Path(__file__).resolve().parents[2] / "unit" / "server"
+if str(UNIT_SERVER) not in sys.path:
+    sys.path.insert(0, str(UNIT_SERVER))
