@@ -6,6 +6,7 @@ scheduler's, the server's against a fake engine) collect fast.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,40 @@ def tiny_llama_dir(default_model_dir: Path, tmp_path_factory: pytest.TempPathFac
     tokenizer.model_max_length = config.max_position_embeddings
     tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database on the local server (dropped afterwards).
+
+    The machines and CI run PostgreSQL on 127.0.0.1:5432 with trust auth (``make test`` starts
+    it if it is down); a test that needs it fails loudly rather than skipping.
+    """
+    import uuid
+
+    import psycopg
+
+    name = f"llmeco_t_{uuid.uuid4().hex[:12]}"
+    admin = "postgresql://postgres@127.0.0.1:5432/test"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A Redis URL on the local server with a database of its own, emptied before use."""
+    import os
+
+    import redis
+
+    db = 1 + (os.getpid() % 15)  # separate databases for parallel test processes
+    url = f"redis://127.0.0.1:6379/{db}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    client.close()
+    yield url
