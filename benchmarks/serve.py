@@ -199,7 +199,7 @@ def server_command(target: str, args: argparse.Namespace, port: int) -> tuple[li
     """The command that starts ``target`` on ``port``, and the model name to request."""
     if target == "llmeco":
         cmd = [sys.executable, "-m", "llmeco.cli.serve", "--model", args.llmeco_model]
-        cmd += ["--host", "127.0.0.1", "--port", str(port), "--no-embeddings"]
+        cmd += ["--host", "127.0.0.1", "--port", str(port), "--no-embeddings", "--no-auth"]
         return cmd, args.llmeco_model
     gguf = str(args.gguf or packaged_gguf())
     cmd = [args.llamacpp_python, "-m", "llama_cpp.server", "--model", gguf]

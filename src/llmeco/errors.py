@@ -12,6 +12,7 @@
     ├── PermissionDenied   a key without the scope it needs         → 403
     ├── LimitExceeded      quota or rate limit                      → 429
     ├── Overloaded         the engine's waiting queue is full       → 429 + Retry-After
+    ├── GateFailed         a promotion gate blocked a candidate     → 409 / CLI exit 1
     ├── GenerateError      a generation failed; the engine lives on → 500
     └── EngineDead         the engine cannot serve any more         → 503
 """
@@ -81,6 +82,10 @@ class LimitExceeded(LlmecoError):
 
 class Overloaded(LimitExceeded):
     """The engine's bounded waiting queue is full; try again shortly."""
+
+
+class GateFailed(LlmecoError):
+    """A registry promotion gate blocked a candidate; the message names the metric."""
 
 
 class GenerateError(LlmecoError):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -67,6 +67,53 @@ class Settings(BaseSettings):
     )
     redis_url: str = Field(
         default="", description="Redis URL for limits shared across replicas; empty = per process."
+    )
+    secret_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="Server secret API keys are HMAC-hashed with; empty = a random one in the "
+        "0600 file home/keys/api-key-secret. Replicas sharing a database must share it; "
+        "changing it invalidates every key.",
+    )
+    key_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="How long a server trusts a looked-up API key before re-reading it; a key "
+        "revoked elsewhere (CLI, another replica) stops working within this time.",
+    )
+    usage_flush_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often each server writes per-key token usage to the store, so a "
+        "restart does not reset daily budgets.",
+    )
+    audit: bool = Field(
+        default=True,
+        description="Append every request and admin action to the tamper-evident audit ledger.",
+    )
+    audit_store_bodies: bool = Field(
+        default=False,
+        description="Also keep request/response bodies in the ledger (PII-redacted, encrypted); "
+        "off keeps only their SHA-256.",
+    )
+    audit_checkpoint_entries: int = Field(
+        default=1000, ge=1, description="Write a signed ledger checkpoint every this many entries."
+    )
+    audit_checkpoint_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="…or this many seconds after the last checkpoint, when entries were added.",
+    )
+    audit_signing_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="Ed25519 private key (32-byte seed, hex or base64) signing ledger "
+        "checkpoints; empty = a 0600 key file generated under home/keys. Replicas sharing a "
+        "database must share this key.",
+    )
+    encryption_keys: SecretStr = Field(
+        default=SecretStr(""),
+        description="AES-256-GCM keys for data at rest, comma-separated, newest first (each "
+        "32 bytes, base64 or hex); empty = a 0600 key file generated under home/keys. Add a "
+        "new key in front, then run `llmeco audit rotate-keys` to re-encrypt.",
     )
 
     @model_validator(mode="after")

@@ -21,10 +21,17 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from llmeco import __version__
+from llmeco.cli.audit import audit_app
 from llmeco.cli.data import data_app, tokenizer_app
+from llmeco.cli.eval import eval_app
+from llmeco.cli.feedback import feedback_app
 from llmeco.cli.generate import generate
+from llmeco.cli.kb import kb_app
+from llmeco.cli.keys import keys_app
+from llmeco.cli.models import models_app
 from llmeco.cli.serve import serve
 from llmeco.cli.train import train_app
+from llmeco.cli.tune import tune
 from llmeco.errors import ConfigError, InvalidRequest, LlmecoError, NotFound, UnsafeFile
 
 #: Errors the user fixes by changing their input; reported with exit code 2 like usage errors.
@@ -46,7 +53,7 @@ class LlmecoGroup(TyperGroup):
         except LlmecoError as exc:
             console = Console(stderr=True, highlight=False)
             console.print("error:", style="bold red", end=" ")
-            console.print(exc.message, style="red", markup=False)
+            console.print(exc.message, style="red", markup=False, soft_wrap=True)
             raise typer.Exit(exit_code_for(exc)) from exc
         except KeyboardInterrupt:
             Console(stderr=True).print("interrupted", style="yellow")
@@ -79,3 +86,10 @@ app.command()(serve)
 app.add_typer(data_app, name="data")
 app.add_typer(tokenizer_app, name="tokenizer")
 app.add_typer(train_app, name="train")
+app.command()(tune)
+app.add_typer(kb_app, name="kb")
+app.add_typer(audit_app, name="audit")
+app.add_typer(keys_app, name="keys")
+app.add_typer(feedback_app, name="feedback")
+app.add_typer(eval_app, name="eval")
+app.add_typer(models_app, name="models")

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import threading
 from collections.abc import Generator
 from types import FrameType
@@ -26,8 +27,12 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from llmeco.engine.protocol import EngineClient
+    from llmeco.governance.audit import AuditLedger
     from llmeco.rag.embed import Embedder
+    from llmeco.server.auth import Authenticator
     from llmeco.server.state import ServerState
+    from llmeco.server.support.desk import SupportDesk
+    from llmeco.settings import Settings
 
 log = logging.getLogger("llmeco.serve")
 
@@ -47,6 +52,12 @@ def serve(
     embeddings: Annotated[
         bool, typer.Option(help="Also serve the packaged embedding model on /v1/embeddings.")
     ] = True,
+    no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--no-auth", help="Serve without API keys (development; loopback --host only)."
+        ),
+    ] = False,
 ) -> None:
     """Serve models over an OpenAI-compatible HTTP API (and a chat page at /)."""
     from llmeco.observability.logging import configure_logging
@@ -58,11 +69,67 @@ def serve(
         settings.host = host
     if port is not None:
         settings.port = port
+    if no_auth and not is_loopback(settings.host):
+        raise ConfigError(
+            f"--no-auth serves without API keys, so it only binds a loopback address; "
+            f"--host {settings.host} is not one (use 127.0.0.1, or drop --no-auth)"
+        )
     configure_logging(settings.log_level)
+    ledger = _open_ledger(settings)
+    auth = None if no_auth else _open_auth(settings, ledger)
     engines, aliases = _load_engines(model or [settings.default_model], settings)
     embedder = _load_embedder() if embeddings else None
-    app = build_app(settings, engines, embedder, aliases=aliases)
+    support = _open_support(settings, embedder) if embedder is not None else None
+    app = build_app(
+        settings,
+        engines,
+        embedder,
+        aliases=aliases,
+        ledger=ledger,
+        auth=auth,
+        support=support,
+    )
     asyncio.run(_serve(app, settings.host, settings.port, shutdown_timeout))
+
+
+def _open_ledger(settings: Settings) -> AuditLedger | None:
+    """The audit ledger of the store (None with LLMECO_AUDIT=false); closed by _serve."""
+    if not settings.audit:
+        return None
+    from llmeco.governance.audit import AuditLedger
+
+    return AuditLedger.open(settings)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (``localhost``, 127.0.0.0/8, ``::1``)."""
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _open_auth(settings: Settings, ledger: AuditLedger | None) -> Authenticator:
+    """Keys and limits; on a store without keys, create the first admin key and print it
+    once (only its hash is stored). Closed by _serve."""
+    from llmeco.server.auth import Authenticator
+
+    auth = Authenticator.open(settings)
+    token = auth.keys.ensure_first_admin()
+    if token is not None:
+        first = auth.keys.all_keys()[0]
+        if ledger is not None:
+            ledger.record_admin("serve", "key.create", first.as_dict()).result(30)
+        typer.echo(
+            "Created the first admin key. It is shown only this once; store it now:\n"
+            f"  {token}\n"
+            "Send it as `Authorization: Bearer <key>`; create more with `llmeco keys create`."
+        )
+    return auth
 
 
 def _load_engines(refs: list[str], settings: Any) -> tuple[dict[str, EngineClient], dict[str, str]]:
@@ -83,6 +150,17 @@ def _load_engines(refs: list[str], settings: Any) -> tuple[dict[str, EngineClien
     return engines, aliases
 
 
+def _open_support(settings: Settings, embedder: Embedder) -> SupportDesk:
+    """The support assistant over the store's knowledge bases (``model: support:<kb>``)."""
+    from llmeco.apps.conversations import ConversationLog
+    from llmeco.governance.crypto import Cipher
+    from llmeco.server.support.desk import SupportDesk
+    from llmeco.store import Store
+
+    store = Store.from_settings(settings)
+    return SupportDesk(store, embedder, ConversationLog(store, Cipher.from_settings(settings)))
+
+
 def _load_embedder() -> Embedder:
     from llmeco.rag.embed import Embedder
 
@@ -101,7 +179,13 @@ async def _serve(app: FastAPI, host: str, port: int, shutdown_timeout: float) ->
         timeout_graceful_shutdown=max(1, round(shutdown_timeout)),
     )
     server = _Server(config, state)
-    sock = config.bind_socket()
+    bound_sock = config.bind_socket()
+    # bind_socket() leaves proto=0, so asyncio does not set TCP_NODELAY on accepted
+    # connections and Nagle's algorithm adds ~40 ms to keep-alive requests
+    # (Kludex/uvicorn#3149); rewrap the socket with IPPROTO_TCP.
+    sock = socket.socket(
+        bound_sock.family, bound_sock.type, socket.IPPROTO_TCP, fileno=bound_sock.detach()
+    )
     bound = sock.getsockname()[1]
     url_host = f"[{host}]" if ":" in host else host
     typer.echo(f"llmeco serving {', '.join(state.engines)} at http://{url_host}:{bound}/")
@@ -118,6 +202,12 @@ async def _serve(app: FastAPI, host: str, port: int, shutdown_timeout: float) ->
             await engine.shutdown(timeout=1.0)
         if state.embedder is not None:
             state.embedder.close()
+        auth = getattr(app.state, "auth", None)
+        if auth is not None:
+            await auth.aclose()  # persists the last usage counts
+        ledger = getattr(app.state, "audit_ledger", None)
+        if ledger is not None:
+            ledger.close()  # commits what is queued and signs a final checkpoint
         log.info("stopped")
 
 

@@ -1,30 +1,58 @@
-"""``llmeco train pretrain|sft --config run.yaml [--set key=value ...] [--resume]``."""
+"""``llmeco train pretrain|sft|classify --config run.yaml [--set key=value ...] [--resume]
+[--nproc N]`` and ``llmeco train merge --base REF --adapter DIR --out DIR``.
+
+With ``--nproc N`` (N > 1) the command relaunches itself under torchrun in N processes
+(``python -m llmeco.cli.train …`` is the worker entry point).
+"""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
-train_app = typer.Typer(help="Pretrain or fine-tune models.", no_args_is_help=True)
+train_app = typer.Typer(help="Pretrain, fine-tune or train classifiers.", no_args_is_help=True)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Run config (YAML).")]
 SetOpt = Annotated[
     list[str] | None, typer.Option("--set", help="Override a key, e.g. --set optim.lr=1e-3.")
 ]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint.")]
+NprocOpt = Annotated[
+    int,
+    typer.Option(
+        "--nproc",
+        min=1,
+        help="Processes (torchrun; DDP, or FSDP with --set distributed=fsdp). "
+        "gloo on CPU, nccl on CUDA (one GPU per process).",
+    ),
+]
 
 
-def _run(task: str, config: Path | None, overrides: list[str] | None, resume: bool) -> None:
+def _run(
+    task: str, config: Path | None, overrides: list[str] | None, resume: bool, nproc: int
+) -> None:
     from llmeco.settings import Settings
+    from llmeco.training import distributed
     from llmeco.training.config import load_config
     from llmeco.training.loop import train
 
-    run = load_config(config, task, overrides)  # type: ignore[arg-type]
+    run = load_config(config, task, overrides)  # type: ignore[arg-type]  # validate first
+    if nproc > 1 and not distributed.in_torchrun():
+        args = [f"--config={config}"] if config is not None else []
+        args += [f"--set={item}" for item in overrides or []]
+        args += ["--resume"] if resume else []
+        code = distributed.launch(nproc, task, args)
+        if code != 0:
+            raise typer.Exit(code)
+        return
     console = Console(stderr=True)
     metrics = train(run, resume=resume, settings=Settings(), console=console)
+    if distributed.env_rank() != 0:
+        return  # one summary line per run, from rank 0
     shown = ", ".join(
         f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()
     )
@@ -32,12 +60,54 @@ def _run(task: str, config: Path | None, overrides: list[str] | None, resume: bo
 
 
 @train_app.command("pretrain")
-def pretrain(config: ConfigOpt = None, set_: SetOpt = None, resume: ResumeOpt = False) -> None:
+def pretrain(
+    config: ConfigOpt = None, set_: SetOpt = None, resume: ResumeOpt = False, nproc: NprocOpt = 1
+) -> None:
     """Pretrain a Llama model from a size preset on packed fixed-length blocks."""
-    _run("pretrain", config, set_, resume)
+    _run("pretrain", config, set_, resume, nproc)
 
 
 @train_app.command("sft")
-def sft(config: ConfigOpt = None, set_: SetOpt = None, resume: ResumeOpt = False) -> None:
-    """Fine-tune a model on conversations, with loss on the assistant replies only."""
-    _run("sft", config, set_, resume)
+def sft(
+    config: ConfigOpt = None, set_: SetOpt = None, resume: ResumeOpt = False, nproc: NprocOpt = 1
+) -> None:
+    """Fine-tune a model on conversations (loss on assistant replies only); full or LoRA."""
+    _run("sft", config, set_, resume, nproc)
+
+
+@train_app.command("classify")
+def classify(
+    config: ConfigOpt = None, set_: SetOpt = None, resume: ResumeOpt = False, nproc: NprocOpt = 1
+) -> None:
+    """Train a sequence classifier (text → label) on a base model; accuracy and macro F1."""
+    _run("classify", config, set_, resume, nproc)
+
+
+@train_app.command("merge")
+def merge(
+    base: Annotated[str, typer.Option("--base", help="Model the adapter was trained on.")],
+    adapter: Annotated[Path, typer.Option("--adapter", help="LoRA adapter directory.")],
+    out: Annotated[Path, typer.Option("--out", help="HF model directory to write.")],
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Write into a used --out.")
+    ] = False,
+) -> None:
+    """Merge a LoRA adapter into its base model: a plain HF directory the engine serves."""
+    from llmeco.modeling.lora import merge_adapter
+    from llmeco.settings import Settings
+
+    console = Console(stderr=True)
+    with console.status("merging"):
+        merge_adapter(base, adapter, out, Settings(), overwrite=overwrite, console=console)
+    Console().print(f"merged {adapter} into {base}: {out}")
+
+
+def _worker_main() -> None:
+    """torchrun's entry point: ``python -m llmeco.cli.train TASK ARGS`` (same as the CLI)."""
+    from llmeco.cli.main import app
+
+    app(["train", *sys.argv[1:]], prog_name="llmeco")
+
+
+if __name__ == "__main__":
+    _worker_main()

@@ -1,8 +1,8 @@
-"""Cleaning: Unicode/whitespace normalisation, a small PII redactor and quality rules.
+"""Cleaning: Unicode/whitespace normalisation, PII redaction and quality rules.
 
-The redactor is local and deliberately conservative (emails, phone numbers, IBANs and
-card-like digit runs); the governance package's redactor can replace it later through
-:func:`redact_pii`'s signature (text in → text and counts out).
+PII redaction is the governance package's (:mod:`llmeco.governance.redact`: emails, phones,
+Luhn-checked cards, checksummed IBANs, IPs, SSN/NINO, secrets), so datasets, logs and the
+audit ledger share one definition of what is personal.
 """
 
 from __future__ import annotations
@@ -15,14 +15,6 @@ _SPACES = re.compile(r"[ \t\f\v\u00a0\u2000-\u200b\u3000]+")
 _MANY_NEWLINES = re.compile(r"\n{3,}")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
-EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
-IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,3})?\b")
-CARD = re.compile(r"\b\d(?:[ -]?\d){12,18}\b")
-PHONE = re.compile(r"(?<![\w+])\+?\d[\d ().-]{7,}\d\b")
-
-#: Placeholder written for each kind of PII.
-PLACEHOLDERS = {"email": "[EMAIL]", "iban": "[IBAN]", "card": "[CARD]", "phone": "[PHONE]"}
-
 
 def normalize_text(text: str) -> str:
     """NFC, no control characters, single spaces, trimmed lines, at most one blank line."""
@@ -33,22 +25,12 @@ def normalize_text(text: str) -> str:
 
 
 def redact_pii(text: str) -> tuple[str, Counter[str]]:
-    """``text`` with emails, IBANs, card numbers and phone numbers replaced by placeholders.
+    """``text`` with PII replaced by typed placeholders (``[EMAIL]``, ``[CARD]`` …), and how
+    many of each kind (lower-case kind names: ``email``, ``phone``, ``card``, ``iban`` …)."""
+    from llmeco.governance.redact import redact_counts
 
-    Order matters: IBANs and cards are long digit runs that the phone rule would also match.
-    Returns the new text and how many of each kind were replaced.
-    """
-    counts: Counter[str] = Counter()
-    for kind, pattern in (("email", EMAIL), ("iban", IBAN), ("card", CARD), ("phone", PHONE)):
-
-        def _sub(match: re.Match[str], kind: str = kind) -> str:
-            if kind == "phone" and sum(c.isdigit() for c in match.group()) < 8:
-                return match.group()
-            counts[kind] += 1
-            return PLACEHOLDERS[kind]
-
-        text = pattern.sub(_sub, text)
-    return text, counts
+    out, counts = redact_counts(text)
+    return out, Counter({kind.lower(): n for kind, n in counts.items()})
 
 
 def quality_problem(text: str, min_chars: int, min_letter_ratio: float) -> str | None:

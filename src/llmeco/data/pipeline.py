@@ -78,14 +78,19 @@ def _clean_record(
         key = "\n".join(f"{m['role']}: {m['content']}" for m in messages)
         return {"messages": messages, "source": record.get("source", "")}, key
     text = normalize_text(record["text"])
-    problem = quality_problem(text, options.min_chars, options.min_letter_ratio)
+    # Labelled examples (classification) are short by nature: only the letter rule applies.
+    min_chars = 1 if "label" in record else options.min_chars
+    problem = quality_problem(text, min_chars, options.min_letter_ratio)
     if problem:
         report.dropped[problem] += 1
         return None, ""
     if options.redact:
         text, counts = redact_pii(text)
         report.redacted.update(counts)
-    return {"text": text, "source": record.get("source", "")}, text
+    cleaned: Record = {"text": text, "source": record.get("source", "")}
+    if "label" in record:
+        cleaned["label"] = record["label"]
+    return cleaned, text
 
 
 def prepare_dataset(

@@ -3,6 +3,7 @@
 A *record* is a plain dict, one of two shapes::
 
     {"text": "...", "source": "file.txt"}                       # prose for pretraining
+    {"text": "...", "label": "billing", "source": ...}           # a labelled example
     {"messages": [{"role": ..., "content": ...}, ...], "source": ...}  # a conversation
 
 Chat data is recognised in three common layouts and normalised to ``messages``:
@@ -197,7 +198,11 @@ def to_record(obj: Any, where: str) -> Record:
         return {"messages": msgs}
     for key in ("text", "content"):
         if isinstance(obj.get(key), str):
-            return {"text": obj[key]}
+            record: Record = {"text": obj[key]}
+            label = obj.get("label")
+            if isinstance(label, str | int | bool) and str(label).strip():
+                record["label"] = str(label).strip()  # a labelled example (classification)
+            return record
     raise ConfigError(
         f"{where}: no 'text', 'messages', 'conversations' or 'instruction'/'output' field "
         f"(keys: {', '.join(sorted(obj)) or 'none'})"

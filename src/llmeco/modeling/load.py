@@ -9,6 +9,8 @@ A *reference* is what a user types after ``--model``:
 ``path/to/hf-dir``
     A directory with ``config.json``, ``*.safetensors`` (single or sharded) and a tokenizer;
     used as is.
+``NAME@alias`` / ``NAME:version`` (when no such path exists)
+    A version in the model registry; every file's sha256 is verified before it is used.
 
 Pickled checkpoints (``.bin``, ``.pt`` …) are refused with :class:`~llmeco.errors.UnsafeFile`.
 Nothing here ever reaches a model hub: every transformers call gets a local path and
@@ -65,6 +67,8 @@ def resolve_model(ref: str, settings: Settings, console: Console | None = None) 
     target = Path(ref).expanduser()
     if files.is_pickle_path(target):
         raise files.refuse_pickle(target)
+    if not target.exists() and (registered := _resolve_registered(ref, settings)) is not None:
+        return registered
     if not target.exists():
         raise NotFound(
             f"Model {ref!r} not found: it is neither 'default' nor an existing path. "
@@ -80,6 +84,24 @@ def resolve_model(ref: str, settings: Settings, console: Console | None = None) 
         path = gguf.ensure_converted(target, settings.models_dir, console)
         return ModelSource(target.stem, path, str(target.resolve()))
     return _resolve_dir(target, settings, console)
+
+
+def _resolve_registered(ref: str, settings: Settings) -> ModelSource | None:
+    """A registry reference (``NAME@alias``, ``NAME:version``) checked out with every file's
+    sha256 verified; None when ``ref`` is not spelled like one.
+
+    Raises:
+        NotFound: unknown model, alias or version. UnsafeFile: a file fails its sha256.
+    """
+    from llmeco.registry.refs import parse_ref
+
+    parsed = parse_ref(ref)
+    if parsed is None:
+        return None
+    from llmeco.registry.checkout import checkout_settings
+
+    version, path = checkout_settings(parsed, settings)
+    return ModelSource(version.name, path, f"registry {version.ref} ({ref})")
 
 
 def _resolve_dir(directory: Path, settings: Settings, console: Console | None) -> ModelSource:

@@ -72,11 +72,15 @@ class JsonFormatter(logging.Formatter):
 def configure_logging(level: str = "INFO", stream: Any = None) -> None:
     """Send all logging (ours, uvicorn's) as JSON lines to ``stream`` (stderr by default).
 
-    Uvicorn's own access log is silenced: the server's middleware logs one line per request
-    with its request id, status and duration instead.
+    Every line passes :class:`~llmeco.governance.redact.RedactingFilter`, so PII and secrets
+    become placeholders. Uvicorn's own access log is silenced: the server's middleware logs
+    one line per request with its request id, status and duration instead.
     """
+    from llmeco.governance.redact import RedactingFilter
+
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(RedactingFilter())  # no e-mails, cards, keys … in the logs
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

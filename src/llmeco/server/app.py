@@ -25,10 +25,16 @@ from llmeco.server.openai.embeddings.router import router as embeddings_router
 from llmeco.server.openai.models.router import router as models_router
 from llmeco.server.openai.tokenize.router import router as tokenize_router
 from llmeco.server.state import ServerState
+from llmeco.server.support.router import router as support_router
+from llmeco.server.tasks.router import router as tasks_router
+from llmeco.server.write.router import router as write_router
 from llmeco.settings import Settings
 
 if TYPE_CHECKING:
+    from llmeco.governance.audit import AuditLedger
     from llmeco.rag.embed import Embedder
+    from llmeco.server.auth import Authenticator
+    from llmeco.server.support.desk import SupportDesk
 
 
 def _index_html() -> str:
@@ -41,17 +47,31 @@ def build_app(
     embedder: Embedder | None = None,
     *,
     aliases: Mapping[str, str] | None = None,
+    ledger: AuditLedger | None = None,
+    auth: Authenticator | None = None,
+    support: SupportDesk | None = None,
 ) -> FastAPI:
     """An OpenAI-compatible app serving ``engines`` (by name) and, optionally, ``embedder``.
 
     ``aliases`` maps extra names clients may use (e.g. the ``--model`` reference) to served
-    names; /v1/models lists only the served names.
+    names; /v1/models lists only the served names. With ``ledger``, every request is
+    recorded in the audit ledger (outermost middleware; ``app.state.audit_ledger`` for admin
+    routes' ``record_admin``); the caller opens and closes it.
+
+    With ``auth``, every non-public route needs an API key with the route's scope, model
+    allow-lists and limits are enforced, and ``/admin/*`` + ``/v1/usage`` are served (see
+    ``server/auth.py``); None serves without auth (loopback development, tests). The caller
+    closes it (``await auth.aclose()``).
     """
     unknown = {a: n for a, n in (aliases or {}).items() if n not in engines}
     if unknown:
         raise ValueError(f"aliases point at models that are not served: {unknown}")
     state = ServerState(
-        settings=settings, engines=dict(engines), embedder=embedder, aliases=dict(aliases or {})
+        settings=settings,
+        engines=dict(engines),
+        embedder=embedder,
+        aliases=dict(aliases or {}),
+        support=support,
     )
     app = FastAPI(
         title="llmeco",
@@ -60,13 +80,25 @@ def build_app(
     )
     app.state.llmeco = state
     errors.install(app)
+    if auth is not None:
+        from llmeco.server.auth import install as install_auth
+
+        install_auth(app, auth)  # added before RequestMiddleware, so it runs inside it
     app.add_middleware(RequestMiddleware, state=state)
+    app.state.audit_ledger = ledger
+    if ledger is not None:
+        from llmeco.server.audit import AuditMiddleware
+
+        app.add_middleware(AuditMiddleware, ledger=ledger)  # added last = outermost
     for router in (
         models_router,
         chat_router,
         completions_router,
         embeddings_router,
         tokenize_router,
+        tasks_router,
+        write_router,
+        support_router,
         health_router,
     ):
         app.include_router(router)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import MutableMapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from starlette.requests import HTTPConnection
 
@@ -23,6 +24,38 @@ if TYPE_CHECKING:
     from llmeco.rag.embed import Embedder
 
 _CONTEXT_KEY = "llmeco_context"
+
+
+class RequestGuard(Protocol):
+    """Governance of the request being served (the auth layer's, see ``server/auth.py``).
+
+    The server calls it where models are resolved and tokens are counted, without knowing
+    about keys or limits; with auth off there is none.
+    """
+
+    def check_model(self, names: set[str]) -> None:
+        """Raise ``PermissionDenied`` unless the key may use the model known by ``names``."""
+        ...
+
+    def allows_model(self, names: set[str]) -> bool:
+        """Whether the key may use (and see) the model known by ``names``."""
+        ...
+
+    async def reserve(self, tokens: int, *, room: int = 1) -> int | None:
+        """Charge input tokens before a call (429 when over a limit); daily tokens left."""
+        ...
+
+    async def consume(self, tokens: int) -> int | None:
+        """Charge output tokens as they stream; daily tokens left (None: no budget)."""
+        ...
+
+    async def refund(self, tokens: int) -> None:
+        """Give back input tokens of a call that never ran."""
+        ...
+
+
+#: The current request's guard; set by the auth middleware for the request's duration.
+request_guard: ContextVar[RequestGuard | None] = ContextVar("llmeco_request_guard", default=None)
 
 
 @dataclass
@@ -45,6 +78,8 @@ class ServerState:
     embedder: Embedder | None = None
     #: Other names clients may use for a served model: alias → served name.
     aliases: dict[str, str] = field(default_factory=dict)
+    #: The support assistant (``model: support:<kb>``); None when not enabled.
+    support: Any = None
     #: Set when the server begins a graceful shutdown: new work gets 503, /ready fails.
     draining: bool = False
     started: int = field(default_factory=lambda: int(time.time()))
@@ -63,9 +98,27 @@ class ServerState:
             return ()
         return (self.embedder.name, *self.embedder.aliases)
 
+    def names_of(self, name: str) -> set[str]:
+        """Every name a served model answers to: its own and its aliases."""
+        if name in self.embedder_names():
+            return set(self.embedder_names())
+        return {name, *(a for a, n in self.aliases.items() if n == name)}
+
+    def visible(self, name: str) -> bool:
+        """Whether the current request's key may see model ``name`` (always, without auth)."""
+        guard = request_guard.get()
+        return guard is None or guard.allows_model(self.names_of(name))
+
+    def check_model(self, name: str) -> None:
+        """403 unless the current request's key may use served model ``name``."""
+        guard = request_guard.get()
+        if guard is not None:
+            guard.check_model(self.names_of(name))
+
     def available(self) -> str:
-        """Comma-separated list of every served model, for error messages."""
-        return ", ".join([*self.engines, *self.embedder_names()[:1]]) or "none"
+        """Comma-separated list of every served model the caller may see, for errors."""
+        names = [*self.engines, *self.embedder_names()[:1]]
+        return ", ".join(n for n in names if self.visible(n)) or "none"
 
     def _check_accepting(self) -> None:
         if self.draining:
@@ -77,6 +130,9 @@ class ServerState:
         name = self.aliases.get(model, model)
         engine = self.engines.get(name)
         if engine is not None:
+            guard = request_guard.get()
+            if guard is not None:
+                guard.check_model(self.names_of(name) | {model})
             return name, engine
         if model in self.embedder_names():
             raise InvalidRequest(
@@ -91,6 +147,9 @@ class ServerState:
         """The embedder if ``model`` names it; 404 otherwise (400 for a chat model)."""
         self._check_accepting()
         if self.embedder is not None and model in self.embedder_names():
+            guard = request_guard.get()
+            if guard is not None:
+                guard.check_model(set(self.embedder_names()))
             return self.embedder
         if self.aliases.get(model, model) in self.engines:
             raise InvalidRequest(

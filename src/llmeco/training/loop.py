@@ -1,17 +1,18 @@
-"""The one training loop (pretrain and sft): AdamW, warmup + cosine, accumulation, clipping,
-periodic evaluation and checkpoints, exact resume, a rich progress bar and a JSONL log.
+"""The one training loop (pretrain, sft, classify): AdamW, warmup + cosine, accumulation,
+clipping, bf16 autocast, periodic evaluation, early stopping, checkpoints, exact resume,
+data parallelism (DDP/FSDP), a rich progress bar, JSONL + TensorBoard logs and a loss plot.
 
 Read :func:`train` top to bottom; :func:`accumulate_step` is the part the gradient
-accumulation test pins down (loss normalised by the target tokens of the whole step).
+accumulation and DDP tests pin down (loss normalised by the targets of the whole global
+batch, whatever the split into micro-batches and processes).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,22 +20,26 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from llmeco import __version__
-from llmeco.data.pipeline import file_sha256
 from llmeco.errors import ConfigError
 from llmeco.settings import Settings
-from llmeco.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from llmeco.training.config import TrainConfig
-from llmeco.training.objectives import (
-    Example,
-    ExampleStream,
-    collate,
-    summed_loss,
-    target_count,
+from llmeco.training import distributed as D
+from llmeco.training.checkpoint import (
+    latest_checkpoint,
+    read_checkpoint,
+    read_meta,
+    restore_rng,
+    save_checkpoint,
 )
+from llmeco.training.config import TrainConfig
+from llmeco.training.objectives import Autocast, ExampleStream, Objective
+from llmeco.training.output import write_output
+from llmeco.training.runlog import LOG_FILE, RunLog, plot_losses
 from llmeco.training.setup import build_examples, build_parts, pick_device
 
-LOG_FILE = "train_log.jsonl"
+__all__ = ["LOG_FILE", "accumulate_step", "lr_lambda", "make_optimizer", "train"]
+
+#: Called after each evaluation with (step, metrics); may raise to stop the run (tuning).
+EvalCallback = Callable[[int, dict[str, float]], None]
 
 
 def lr_lambda(step: int, warmup: int, total: int, min_ratio: float) -> float:
@@ -45,75 +50,73 @@ def lr_lambda(step: int, warmup: int, total: int, min_ratio: float) -> float:
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> tuple[Any, Any]:
-    """AdamW (weight decay on matrices only) and its warmup + cosine scheduler."""
-    decay = [p for _, p in model.named_parameters() if p.requires_grad and p.dim() >= 2]
-    no_decay = [p for _, p in model.named_parameters() if p.requires_grad and p.dim() < 2]
+def make_optimizer(
+    model: torch.nn.Module, config: TrainConfig, total_steps: int
+) -> tuple[Any, Any]:
+    """AdamW over the trainable parameters (weight decay on matrices only) and its
+    warmup + cosine scheduler over ``total_steps``. On CUDA the fused AdamW kernel is used."""
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if not params:
+        raise ConfigError("nothing to train: every parameter is frozen")
     o = config.optim
+    fused = all(p.device.type == "cuda" for _, p in params)
     optimizer = torch.optim.AdamW(
         [
-            {"params": decay, "weight_decay": o.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
+            {"params": [p for _, p in params if p.dim() >= 2], "weight_decay": o.weight_decay},
+            {"params": [p for _, p in params if p.dim() < 2], "weight_decay": 0.0},
         ],
         lr=o.lr,
         betas=(o.beta1, o.beta2),
         eps=o.eps,
+        fused=fused or None,
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_lambda(s, o.warmup_steps, config.max_steps, o.min_lr_ratio)
+        optimizer, lambda s: lr_lambda(s, o.warmup_steps, total_steps, o.min_lr_ratio)
     )
     return optimizer, scheduler
 
 
-def _autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]:
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    return {k: v.to(device) for k, v in batch.items()}
+def autocast_for(config: TrainConfig, device: torch.device) -> Autocast:
+    """The autocast context factory of the run's precision (bf16 or none)."""
+    bf16 = config.precision == "bf16" or (config.precision == "auto" and device.type == "cuda")
+    if bf16:
+        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext
 
 
 def accumulate_step(
-    model: Any, examples: Sequence[Example], micro_batch: int, pad_id: int, device: torch.device
-) -> tuple[float, int]:
-    """Forward/backward ``examples`` in micro-batches; return (mean loss, target tokens).
+    model: Any,
+    examples: Sequence[Any],
+    micro_batch: int,
+    objective: Objective,
+    device: torch.device,
+    *,
+    ctx: D.DistContext | None = None,
+    autocast: Autocast = contextlib.nullcontext,
+) -> tuple[torch.Tensor, int]:
+    """Forward/backward one global batch; return (its mean loss, its target count).
 
-    Each micro-batch's summed loss is divided by the target tokens of *all* the examples,
-    so the accumulated gradient equals one big batch's whatever the split.
+    This process takes its share of ``examples`` (all of them when alone) in micro-batches
+    of ``micro_batch``. Each micro-batch's summed loss is divided by the targets of the
+    *whole* global batch, so the accumulated gradient equals one big batch's, whatever the
+    split; under DDP it is also multiplied by the world size, since DDP averages. The loss
+    stays a device tensor (no host sync per micro-batch); read it with ``float()``.
     """
-    batches = [
-        collate(examples[i : i + micro_batch], pad_id) for i in range(0, len(examples), micro_batch)
-    ]
-    total = sum(target_count(b) for b in batches)
+    ctx = ctx or D.DistContext()
+    local = torch.zeros((), device=device)
+    total = sum(objective.targets(e) for e in examples)
     if total == 0:
-        return 0.0, 0
-    loss_value = 0.0
-    for batch in batches:
-        with _autocast(device):
-            loss = summed_loss(model, _to(batch, device)) / total
-        loss.backward()  # type: ignore[no-untyped-call]
-        loss_value += float(loss.detach())
-    return loss_value, total
-
-
-@torch.no_grad()
-def evaluate(
-    model: Any, examples: Sequence[Example], config: TrainConfig, pad_id: int, device: torch.device
-) -> dict[str, float]:
-    """Token-weighted validation loss and perplexity over the first ``eval_batches``."""
-    model.eval()
-    loss_sum, tokens = 0.0, 0
-    limit = config.eval_batches * config.batch_size
-    for i in range(0, min(len(examples), limit), config.batch_size):
-        batch = collate(examples[i : i + config.batch_size], pad_id)
-        with _autocast(device):
-            loss_sum += float(summed_loss(model, _to(batch, device)))
-        tokens += target_count(batch)
-    model.train()
-    loss = loss_sum / max(1, tokens)
-    return {"eval_loss": loss, "eval_ppl": math.exp(min(loss, 50.0))}
+        return local, 0
+    mine = D.shard(examples, ctx)
+    batches = [mine[i : i + micro_batch] for i in range(0, len(mine), micro_batch)]
+    for j, chunk in enumerate(batches):
+        batch = {k: v.to(device, non_blocking=True) for k, v in objective.collate(chunk).items()}
+        with D.gradient_sync(model, ctx, enabled=j == len(batches) - 1):
+            with autocast():
+                loss = objective.summed_loss(model, batch) / total
+            (loss * ctx.world).backward()  # type: ignore[no-untyped-call]
+        local += loss.detach().float()
+    return D.all_reduce_sum(local, ctx), total
 
 
 def _progress(console: Console, disable: bool) -> Progress:
@@ -128,27 +131,93 @@ def _progress(console: Console, disable: bool) -> Progress:
     )
 
 
-def train(
-    config: TrainConfig,
-    *,
-    resume: bool = False,
-    settings: Settings | None = None,
-    console: Console | None = None,
-    show_progress: bool = True,
-    stop_after: int | None = None,
+class EarlyStopping:
+    """Counts evaluations without improvement of one metric (lower-is-better for losses)."""
+
+    def __init__(self, metric: str, patience: int, min_delta: float) -> None:
+        self.metric, self.patience, self.min_delta = metric, patience, min_delta
+        self.higher_is_better = metric != "eval_loss"
+        self.best: float | None = None
+        self.best_step = 0
+        self.bad_evals = 0
+
+    def update(self, step: int, metrics: dict[str, float]) -> bool:
+        """Record an evaluation; True when the run should stop."""
+        value = metrics[self.metric]
+        sign = 1.0 if self.higher_is_better else -1.0
+        if self.best is None or sign * (value - self.best) > self.min_delta:
+            self.best, self.best_step, self.bad_evals = value, step, 0
+        else:
+            self.bad_evals += 1
+        return self.patience > 0 and self.bad_evals >= self.patience
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-able state for checkpoints."""
+        return {"best": self.best, "best_step": self.best_step, "bad_evals": self.bad_evals}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a checkpoint's state."""
+        self.best, self.best_step = state["best"], int(state["best_step"])
+        self.bad_evals = int(state["bad_evals"])
+
+
+def enable_checkpointing(model: Any) -> None:
+    """Recompute each decoder layer's activations in backward (non-reentrant, so it works
+    with frozen inputs such as LoRA's base and with DDP)."""
+    kwargs = {"use_reentrant": False}
+    enable = getattr(model, "activation_checkpointing_enable", None)
+    if enable is not None:
+        enable(activation_checkpointing_kwargs=kwargs)
+    else:  # transformers < 5
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
+def _trainable_only(config: TrainConfig) -> bool:
+    """Checkpoints hold only the trained tensors when the base is frozen (LoRA, head only)."""
+    return config.lora is not None or config.model.freeze_base
+
+
+def _checkpoint_weights(
+    core: Any, config: TrainConfig, ctx: D.DistContext
+) -> dict[str, torch.Tensor]:
+    state = D.model_state(core, config.distributed, ctx)
+    if not _trainable_only(config):
+        return state
+    names = {n for n, p in core.named_parameters() if p.requires_grad}
+    return {k: v for k, v in state.items() if k in names}
+
+
+def _restore(
+    path: Path, core: Any, optimizer: Any, scheduler: Any, config: TrainConfig, ctx: D.DistContext
 ) -> dict[str, Any]:
-    """Run ``config`` to ``max_steps`` and write the HF model directory; return final metrics.
+    """Load a checkpoint into the run; return its meta. Raises ConfigError on a mismatch."""
+    meta = read_meta(path)
+    if meta.get("fingerprint") != config.fingerprint():
+        raise ConfigError(f"{path} was written by a different config; resume with the same one")
+    if int(meta.get("world", 1)) != ctx.world:
+        raise ConfigError(
+            f"{path} was written by {meta.get('world', 1)} process(es); resume with "
+            f"--nproc {meta.get('world', 1)} so the data order stays the same"
+        )
+    weights, optim_state, meta = read_checkpoint(path)
+    device = next(core.parameters()).device
+    weights = {k: v.to(device) for k, v in weights.items()}
+    missing, unexpected = D.load_model_state(core, weights, config.distributed, ctx)
+    trainable = {n for n, p in core.named_parameters() if p.requires_grad}
+    absent = (trainable - set(weights)) if _trainable_only(config) else set(missing)
+    if unexpected or absent:
+        raise ConfigError(
+            f"{path}: checkpoint does not match this model "
+            f"(missing {sorted(absent)[:3]}, unexpected {sorted(unexpected)[:3]})"
+        )
+    D.load_optimizer_state(core, optimizer, optim_state, config.distributed, ctx)
+    scheduler.load_state_dict(meta["scheduler"])
+    restore_rng(meta)
+    return meta
 
-    ``resume`` continues from the newest checkpoint in ``output_dir`` exactly (weights,
-    optimizer, scheduler, RNG, data position). ``stop_after`` stops after that step without
-    writing the final model — it simulates an interrupted run in tests.
 
-    Raises:
-        ConfigError: output_dir already used (without ``resume``), a checkpoint from a
-            different config, or data that yields no examples.
-    """
-    settings = settings or Settings()
-    console = console or Console(stderr=True)
+def _prepare_output(config: TrainConfig, resume: bool, ctx: D.DistContext) -> Path | None:
+    """Check ``output_dir`` (empty, or resumable) and return the checkpoint to resume from."""
     out = config.output_dir
     checkpoint = latest_checkpoint(out) if resume else None
     if resume and checkpoint is None:
@@ -157,109 +226,231 @@ def train(
         raise ConfigError(
             f"{out} is not empty; pass --resume to continue or pick another output_dir"
         )
-    device = pick_device(config)
+    D.barrier(ctx)  # every rank has looked before the main one creates files
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    return checkpoint
+
+
+def _total_steps(config: TrainConfig, n_train: int, global_batch: int) -> tuple[int, int]:
+    """(total optimizer steps, steps per epoch)."""
+    per_epoch = max(1, math.ceil(n_train / global_batch))
+    if config.epochs is None:
+        return config.max_steps, per_epoch
+    return max(1, math.ceil(config.epochs * per_epoch)), per_epoch
+
+
+def train(
+    config: TrainConfig,
+    *,
+    resume: bool = False,
+    settings: Settings | None = None,
+    console: Console | None = None,
+    show_progress: bool = True,
+    stop_after: int | None = None,
+    on_eval: EvalCallback | None = None,
+) -> dict[str, Any]:
+    """Run ``config`` to the end and write the HF model directory; return final metrics.
+
+    Under torchrun (``llmeco train … --nproc N``) every process calls this; rank 0 logs and
+    writes. ``resume`` continues from the newest checkpoint in ``output_dir`` exactly
+    (weights or adapters, optimizer, scheduler, RNG, data position, early-stopping state).
+    ``stop_after`` stops after that step without writing the final model — an interrupted
+    run, for tests. ``on_eval`` sees every evaluation (``llmeco tune`` prunes through it).
+
+    Raises:
+        ConfigError: output_dir already used (without ``resume``), a checkpoint from a
+            different config or process count, or data that yields no examples.
+    """
+    settings = settings or Settings()
+    console = console or Console(stderr=True)
+    if settings.threads:
+        # LLMECO_THREADS: on a shared CPU, fewer OpenMP threads than runnable processes
+        # avoids the spin-wait collapse of oversubscribed thread teams.
+        torch.set_num_threads(settings.threads)
+    wants_cuda = config.device != "cpu" and torch.cuda.is_available()
+    ctx = D.init_distributed("cuda" if wants_cuda else "cpu")
+    try:
+        return _train(config, resume, settings, console, show_progress, stop_after, on_eval, ctx)
+    finally:
+        D.shutdown(ctx)
+
+
+def _train(
+    config: TrainConfig,
+    resume: bool,
+    settings: Settings,
+    console: Console,
+    show_progress: bool,
+    stop_after: int | None,
+    on_eval: EvalCallback | None,
+    ctx: D.DistContext,
+) -> dict[str, Any]:
+    started = time.perf_counter()
+    device = pick_device(config, ctx.local_rank)
+    checkpoint = _prepare_output(config, resume, ctx)
     parts = build_parts(config, settings, device)
-    pad_id = int(
-        parts.tokenizer.pad_token_id
-        if parts.tokenizer.pad_token_id is not None
-        else parts.tokenizer.eos_token_id
-    )
     train_examples = build_examples(config, parts, "train")
     val_examples = build_examples(config, parts, "validation")
     stream = ExampleStream(train_examples, config.seed)
-    model = parts.model
-    model.train()
-    optimizer, scheduler = make_optimizer(model, config)
+    global_batch = config.batch_size * config.grad_accum * ctx.world
+    total_steps, per_epoch = _total_steps(config, len(train_examples), global_batch)
+    eval_every = config.eval_every or (per_epoch if config.epochs is not None else 0)
+
+    core = parts.model
+    core.train()
+    if config.gradient_checkpointing:
+        enable_checkpointing(core)
+    wrapped = D.wrap_model(core, ctx, config.distributed, device)
+    if config.compile:
+        wrapped = torch.compile(wrapped)
+    optimizer, scheduler = make_optimizer(core, config, total_steps)
+    autocast = autocast_for(config, device)
+    stopper = EarlyStopping(
+        config.early_stopping.metric,
+        config.early_stopping.patience,
+        config.early_stopping.min_delta,
+    )
     step = 0
     if checkpoint is not None:
-        meta = load_checkpoint(checkpoint, model, optimizer, scheduler)
-        if meta["fingerprint"] != config.fingerprint():
-            raise ConfigError(
-                f"{checkpoint} was written by a different config; resume with the same one"
-            )
+        meta = _restore(checkpoint, core, optimizer, scheduler, config, ctx)
         step = int(meta["step"])
         stream.load_state_dict(meta["data"])
-        console.print(f"resumed from {checkpoint} at step {step}")
-    out.mkdir(parents=True, exist_ok=True)
-    log = (out / LOG_FILE).open("a", encoding="utf-8")
+        stopper.load_state_dict(meta["early_stopping"])
+        if ctx.is_main:
+            console.print(f"resumed from {checkpoint} at step {step}")
+    log = RunLog(
+        config.output_dir,
+        enabled=ctx.is_main,
+        tensorboard=config.tensorboard,
+        resume_step=step if checkpoint is not None else None,
+    )
     metrics: dict[str, Any] = {}
+    last_eval: dict[str, float] = {}
+    stopped_early = False
 
-    def write(entry: dict[str, Any]) -> None:
-        log.write(json.dumps(entry) + "\n")
-        log.flush()
+    def evaluate(at: int) -> bool:
+        """Evaluate, log, report; True when early stopping says stop."""
+        nonlocal last_eval
+        last_eval = parts.objective.evaluate(
+            core, val_examples, config.batch_size, config.eval_batches * global_batch, device,
+            autocast,
+        )  # fmt: skip
+        log.write({"step": at, **last_eval, "elapsed_s": round(time.perf_counter() - started, 3)})
+        if on_eval is not None:
+            on_eval(at, last_eval)
+        return stopper.update(at, last_eval)
 
-    if step == 0 and val_examples and config.eval_every:
-        write({"step": 0, **evaluate(model, val_examples, config, pad_id, device)})
-    started, tokens_seen = time.perf_counter(), 0
-    global_batch = config.batch_size * config.grad_accum
+    tokens_seen, run_started = 0, time.perf_counter()
     try:
-        with _progress(console, not show_progress) as bar:
-            task = bar.add_task("train", total=config.max_steps, completed=step, loss=0.0, tps=0.0)
-            while step < config.max_steps:
+        if step == 0 and val_examples and eval_every:
+            evaluate(0)
+        with _progress(console, not (show_progress and ctx.is_main)) as bar:
+            task = bar.add_task("train", total=total_steps, completed=step, loss=0.0, tps=0.0)
+            while step < total_steps:
                 examples = stream.take(global_batch)
-                loss, targets = accumulate_step(model, examples, config.batch_size, pad_id, device)
-                grad_norm = (
-                    float(
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
-                    )
-                    if config.optim.grad_clip > 0
-                    else 0.0
-                )
+                loss, targets = accumulate_step(
+                    wrapped, examples, config.batch_size, parts.objective, device,
+                    ctx=ctx, autocast=autocast,
+                )  # fmt: skip
+                grad_norm = _clip(core, config.optim.grad_clip)
                 lr = scheduler.get_last_lr()[0]
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
-                tokens_seen += sum(len(ids) for ids, _ in examples)
-                tps = tokens_seen / max(1e-9, time.perf_counter() - started)
+                tokens_seen += sum(len(e[0]) for e in examples)
                 metrics = {"step": step, "loss": loss, "targets": targets}
-                if step % config.log_every == 0:
-                    write(
+                logging = step % config.log_every == 0 or step == total_steps
+                if logging:  # the only host syncs of a step: read loss and norm here
+                    metrics["loss"] = float(loss)
+                    tps = tokens_seen / max(1e-9, time.perf_counter() - run_started)
+                    log.write(
                         {
                             **metrics,
                             "lr": lr,
-                            "grad_norm": grad_norm,
+                            "grad_norm": float(grad_norm),
                             "tokens_per_s": tps,
+                            "elapsed_s": round(time.perf_counter() - started, 3),
                         }
                     )
-                if val_examples and config.eval_every and step % config.eval_every == 0:
-                    write({"step": step, **evaluate(model, val_examples, config, pad_id, device)})
+                    bar.update(task, completed=step, loss=metrics["loss"], tps=tps)
+                if val_examples and eval_every and step % eval_every == 0 and evaluate(step):
+                    stopped_early = True
                 if config.save_every and step % config.save_every == 0:
-                    extra = {"fingerprint": config.fingerprint()}
-                    save_checkpoint(
-                        out, step, model, optimizer, scheduler, stream.state_dict(), extra
-                    )
-                bar.update(task, completed=step, loss=loss, tps=tps)
+                    _save(config, core, optimizer, scheduler, stream, stopper, step, ctx)
                 if stop_after is not None and step >= stop_after:
-                    return metrics
-        if val_examples:
-            metrics.update(evaluate(model, val_examples, config, pad_id, device))
-            if not (config.eval_every and step % config.eval_every == 0):
-                write({"step": step, **{k: metrics[k] for k in ("eval_loss", "eval_ppl")}})
+                    return {**metrics, "loss": float(loss)}
+                if stopped_early:
+                    if ctx.is_main:
+                        console.print(
+                            f"early stop at step {step}: {stopper.metric} has not improved for "
+                            f"{stopper.patience} evaluations (best {stopper.best:.4g} at step "
+                            f"{stopper.best_step})"
+                        )
+                    break
+        if val_examples and not (eval_every and step % eval_every == 0):
+            evaluate(step)
     finally:
         log.close()
-    _write_model(config, parts, model, metrics)
+    if "loss" in metrics:
+        metrics["loss"] = float(metrics["loss"])
+    metrics.update(last_eval)
+    metrics["tokens_per_s"] = tokens_seen / max(1e-9, time.perf_counter() - run_started)
+    weights = (
+        D.model_state(core, config.distributed, ctx)
+        if ctx.enabled and config.distributed == "fsdp"
+        else None
+    )
+    if ctx.is_main:
+        run_info = {
+            "world_size": ctx.world,
+            "steps": step,
+            "stopped_early": stopped_early,
+            "best": {"metric": stopper.metric, "value": stopper.best, "step": stopper.best_step},
+            "wall_seconds": round(time.perf_counter() - started, 2),
+            "trainable_parameters": sum(p.numel() for p in core.parameters() if p.requires_grad),
+        }
+        plot_losses(config.output_dir, f"{config.task}: {config.output_dir.name}")
+        write_output(config, parts, weights, metrics, run_info)
+    D.barrier(ctx)
     return metrics
 
 
-def _write_model(config: TrainConfig, parts: Any, model: Any, metrics: dict[str, Any]) -> None:
-    """Save the HF model directory: safetensors, tokenizer, generation config, training.json."""
-    out = config.output_dir
-    model.generation_config.eos_token_id = sorted(parts.end_ids)
-    model.generation_config.pad_token_id = parts.tokenizer.pad_token_id
-    model.save_pretrained(str(out))
-    if config.task == "pretrain":
-        parts.tokenizer.model_max_length = config.seq_len
-    parts.tokenizer.save_pretrained(str(out))
-    manifest = Path(config.data.dataset) / "manifest.json"
-    record = {
-        "config": config.model_dump(mode="json"),
-        "config_fingerprint": config.fingerprint(),
-        "data_manifest_sha256": file_sha256(manifest) if manifest.is_file() else None,
-        "code_version": __version__,
-        "torch_version": torch.__version__,
-        "origin": parts.origin,
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "final_metrics": metrics,
-    }
-    (out / "training.json").write_text(json.dumps(record, indent=2) + "\n")
+def _clip(model: Any, max_norm: float) -> torch.Tensor:
+    """Clip gradients to ``max_norm`` (0 = off); return the norm before clipping (a tensor:
+    reading it is a host sync, done only when logging)."""
+    if max_norm <= 0:
+        return torch.zeros(())
+    norm = torch.nn.utils.clip_grad_norm_(
+        [p for p in model.parameters() if p.requires_grad], max_norm
+    )
+    full = getattr(norm, "full_tensor", None)  # a DTensor under FSDP
+    result: torch.Tensor = full() if full is not None else norm
+    return result
+
+
+def _save(
+    config: TrainConfig,
+    core: Any,
+    optimizer: Any,
+    scheduler: Any,
+    stream: ExampleStream,
+    stopper: EarlyStopping,
+    step: int,
+    ctx: D.DistContext,
+) -> None:
+    """Checkpoint ``step`` (gathering shards under FSDP: every rank takes part)."""
+    weights = _checkpoint_weights(core, config, ctx)
+    optim_state = D.optimizer_state(core, optimizer, config.distributed, ctx)
+    if ctx.is_main:
+        extra = {
+            "fingerprint": config.fingerprint(),
+            "data": stream.state_dict(),
+            "early_stopping": stopper.state_dict(),
+            "world": ctx.world,
+        }
+        save_checkpoint(
+            config.output_dir, step, weights, optim_state, scheduler.state_dict(), extra
+        )
+    D.barrier(ctx)

@@ -15,9 +15,11 @@ tokens in the whole accumulated batch, so bs=8 equals bs=2 × accum 4 (trl #2175
 
 from __future__ import annotations
 
+import contextlib
+import math
 import random
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -125,6 +127,11 @@ def target_count(batch: dict[str, torch.Tensor]) -> int:
     return int((batch["labels"][:, 1:] != IGNORE).sum())
 
 
+def example_targets(example: Example) -> int:
+    """Targets of one example: labels after the shift that are not ignored."""
+    return sum(1 for label in example[1][1:] if label != IGNORE)
+
+
 def summed_loss(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Sum of next-token cross-entropies over the batch's targets (float32)."""
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
@@ -136,6 +143,86 @@ def summed_loss(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         ignore_index=IGNORE,
         reduction="sum",
     )
+
+
+Autocast = Callable[[], contextlib.AbstractContextManager[Any]]
+
+
+class Objective(Protocol):
+    """What the loop needs to know about a task: batches, targets, loss and evaluation."""
+
+    def collate(self, examples: Sequence[Any]) -> dict[str, torch.Tensor]:
+        """Padded tensors of a micro-batch."""
+        ...
+
+    def targets(self, example: Any) -> int:
+        """How many loss terms one example contributes (the normaliser of the step)."""
+        ...
+
+    def summed_loss(self, model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Sum (not mean) of the loss terms of a batch."""
+        ...
+
+    def evaluate(
+        self,
+        model: Any,
+        examples: Sequence[Any],
+        batch_size: int,
+        limit: int,
+        device: torch.device,
+        autocast: Autocast,
+    ) -> dict[str, float]:
+        """Validation metrics (``eval_loss`` and task-specific ones) over the first ``limit``
+        examples (0 = all), in batches of ``batch_size``."""
+        ...
+
+
+def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+class CausalObjective:
+    """Next-token loss on the labelled tokens (pretrain and sft)."""
+
+    def __init__(self, pad_id: int) -> None:
+        self.pad_id = pad_id
+
+    def collate(self, examples: Sequence[Example]) -> dict[str, torch.Tensor]:
+        """Right-padded ids, mask and labels."""
+        return collate(examples, self.pad_id)
+
+    def targets(self, example: Example) -> int:
+        """Labelled tokens after the shift."""
+        return example_targets(example)
+
+    def summed_loss(self, model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Summed token cross-entropy."""
+        return summed_loss(model, batch)
+
+    @torch.no_grad()
+    def evaluate(
+        self,
+        model: Any,
+        examples: Sequence[Example],
+        batch_size: int,
+        limit: int,
+        device: torch.device,
+        autocast: Autocast,
+    ) -> dict[str, float]:
+        """Token-weighted loss and perplexity over the first ``limit`` examples (0 = all);
+        the batch size does not change the result (right padding, masked)."""
+        was_training = model.training
+        model.eval()
+        loss_sum, tokens = 0.0, 0
+        end = len(examples) if limit == 0 else min(len(examples), limit)
+        for i in range(0, end, batch_size):
+            batch = collate(examples[i : min(end, i + batch_size)], self.pad_id)
+            with autocast():
+                loss_sum += float(summed_loss(model, _to(batch, device)))
+            tokens += target_count(batch)
+        model.train(was_training)
+        loss = loss_sum / max(1, tokens)
+        return {"eval_loss": loss, "eval_ppl": math.exp(min(loss, 50.0))}
 
 
 class ExampleStream:

@@ -54,10 +54,11 @@ def test_prepare_is_deterministic(tmp_path: Path) -> None:
 
 def test_cli_prepare_and_tokenizer(tmp_path: Path) -> None:
     out = tmp_path / "ds"
-    result = runner.invoke(app, ["data", "prepare", str(EXAMPLES), "--out", str(out)])
+    inputs = [str(EXAMPLES / "corpus"), str(EXAMPLES / "chat")]
+    result = runner.invoke(app, ["data", "prepare", *inputs, "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "records_read" in result.output and (out / "manifest.json").is_file()
-    again = runner.invoke(app, ["data", "prepare", str(EXAMPLES), "--out", str(out)])
+    again = runner.invoke(app, ["data", "prepare", *inputs, "--out", str(out)])
     assert again.exit_code == 2 and "--overwrite" in again.output
     tok_dir = tmp_path / "tok"
     result = runner.invoke(
@@ -92,3 +93,21 @@ def test_out_inside_an_input_folder_is_not_read_back(tmp_path: Path) -> None:
     first = prepare_dataset([src], src / "ds", PrepareOptions())
     again = prepare_dataset([src], src / "ds", PrepareOptions(), overwrite=True)
     assert again["counts"] == first["counts"] and again["files"] == first["files"]
+
+
+def test_labelled_records_keep_their_label(tmp_path: Path) -> None:
+    """Classification data (text + label, JSONL or CSV) survives prepare with its label, and
+    short labelled texts are not dropped by the prose length rule."""
+    src = tmp_path / "in"
+    src.mkdir()
+    rows = [{"text": "refund pls", "label": "refund"}, {"text": "Battery dead.", "label": 3}]
+    (src / "a.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    (src / "b.csv").write_text("text,label\nwhere is my order,delivery\n")
+    manifest = prepare_dataset([src], tmp_path / "ds", PrepareOptions(validation_fraction=0.0))
+    assert manifest["counts"]["train"] == 3 and not manifest["counts"]["dropped"]
+    lines = [json.loads(x) for x in (tmp_path / "ds" / "train.jsonl").read_text().splitlines()]
+    assert sorted((r["text"], r["label"]) for r in lines) == [
+        ("Battery dead.", "3"),
+        ("refund pls", "refund"),
+        ("where is my order", "delivery"),
+    ]

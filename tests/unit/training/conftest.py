@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,3 +29,15 @@ def small_tokenizer(example_dataset: Path, tmp_path_factory: pytest.TempPathFact
     out = tmp_path_factory.mktemp("tok")
     train_tokenizer(example_dataset, 400, out)
     return out
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models gain nothing from a second thread, and on a shared, oversubscribed CPU an
+    OpenMP team of two is many times slower than one thread; restored after each test."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -58,3 +58,27 @@ def test_dims_checks() -> None:
         ).dims()["num_kv_heads"]
         == 2
     )
+
+
+def test_classify_and_feature_rules(tmp_path: Path) -> None:
+    base = ["output_dir=o", "data.dataset=d"]
+    with pytest.raises(ConfigError, match=r"classify needs model\.base"):
+        load_config(None, "classify", base)
+    with pytest.raises(ConfigError, match="freeze_base applies to classify only"):
+        load_config(None, "sft", [*base, "model.base=b", "model.freeze_base=true"])
+    with pytest.raises(ConfigError, match=r"either model\.freeze_base or lora"):
+        load_config(None, "classify", [*base, "model.base=b", "model.freeze_base=true", "lora={}"])
+    with pytest.raises(ConfigError, match="needs task classify"):
+        load_config(None, "sft", [*base, "model.base=b", "early_stopping.metric=eval_accuracy"])
+    with pytest.raises(ConfigError, match=r"precision: Input should be 'auto', 'fp32' or 'bf16'"):
+        load_config(None, "sft", [*base, "model.base=b", "precision=fp16"])
+    config = load_config(
+        None, "classify", [*base, "model.base=b", "lora={r: 8}", "epochs=2", "compile=true"]
+    )
+    assert config.lora is not None and config.lora.target_modules[0] == "q_proj"
+    assert config.epochs == 2 and config.compile
+    # Logging and eval cadence do not change the trajectory, so resume accepts them changed.
+    assert config.fingerprint() == load_config(
+        None, "classify", [*base, "model.base=b", "lora={r: 8}", "epochs=2", "compile=true",
+                           "eval_every=7", "tensorboard=false"],
+    ).fingerprint()  # fmt: skip

@@ -156,6 +156,12 @@ def test_cli_pretrain_runs(tmp_path: Path, example_dataset: Path, small_tokenize
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "saved model to" in result.output and (out / "model.safetensors").is_file()
+    # Beside the model: the JSONL log, TensorBoard events, the loss plot and the run record.
+    assert (out / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert any((out / "tensorboard").iterdir())
+    record = json.loads((out / "training.json").read_text())
+    assert record["code_version"]["llmeco"] and "git_sha" in record["code_version"]
+    assert record["world_size"] == 1 and record["steps"] == 2 and record["parameters"] > 0
 
 
 def test_fine_tuned_model_stops(tmp_path: Path, tiny_llama_dir: Path, cached_home: Path) -> None:
@@ -229,6 +235,7 @@ def test_sft_resume_continues_exactly(
             "seq_len=96",
             "save_every=2",
             "eval_every=0",
+            "eval_batches=1",
             "optim.lr=1e-3",
         ]
         return load_config(None, "sft", overrides)

@@ -8,8 +8,14 @@ import pytest
 import torch
 
 from llmeco.modeling.load import load_tokenizer
-from llmeco.training.loop import accumulate_step
-from llmeco.training.objectives import IGNORE, ExampleStream, pack_blocks, sft_example
+from llmeco.training.loop import accumulate_step, enable_checkpointing
+from llmeco.training.objectives import (
+    IGNORE,
+    CausalObjective,
+    ExampleStream,
+    pack_blocks,
+    sft_example,
+)
 
 CHAT = [
     {"role": "system", "content": "Be brief."},
@@ -77,13 +83,33 @@ def test_accumulation_matches_one_big_batch(tiny_llama_dir: Path, micro: int) ->
     model = AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir), dtype=torch.float32)
     cpu = torch.device("cpu")
 
-    loss_big, n_big = accumulate_step(model, batch, 8, 2, cpu)
+    loss_big, n_big = accumulate_step(model, batch, 8, CausalObjective(2), cpu)
     grads_big = [p.grad.clone() for p in model.parameters()]
     model.zero_grad(set_to_none=True)
-    loss_acc, n_acc = accumulate_step(model, batch, micro, 2, cpu)
+    loss_acc, n_acc = accumulate_step(model, batch, micro, CausalObjective(2), cpu)
     grads_acc = [p.grad.clone() for p in model.parameters()]
 
     assert n_big == n_acc
-    assert loss_acc == pytest.approx(loss_big, abs=1e-5)
+    assert float(loss_acc) == pytest.approx(float(loss_big), abs=1e-5)
     for big, acc in zip(grads_big, grads_acc, strict=True):
         torch.testing.assert_close(acc, big, atol=1e-5, rtol=1e-4)
+
+
+def test_gradient_checkpointing_changes_nothing_but_memory(tiny_llama_dir: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    tok = load_tokenizer(tiny_llama_dir)
+    chat = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello there"}]
+    example = sft_example(chat, tok, {2}, 64)
+    assert example is not None
+    results = []
+    for checkpointing in (False, True):
+        model = AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir), dtype=torch.float32)
+        model.train()
+        if checkpointing:
+            enable_checkpointing(model)
+        loss, _ = accumulate_step(model, [example], 1, CausalObjective(2), torch.device("cpu"))
+        results.append((float(loss), [p.grad.clone() for p in model.parameters()]))
+    assert results[0][0] == pytest.approx(results[1][0], abs=1e-6)
+    for a, b in zip(results[0][1], results[1][1], strict=True):
+        torch.testing.assert_close(a, b)

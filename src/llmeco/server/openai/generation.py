@@ -4,6 +4,13 @@ Chat and completions both go through :class:`Generation`. It opens one engine re
 prompt, waits for each one's first output before any response is sent (so a full queue is a
 429 and a too-long prompt a 400, not a broken stream), merges the streams, counts tokens
 exactly, and on :meth:`Generation.close` aborts whatever has not finished.
+
+When the request carries a :class:`~llmeco.server.state.RequestGuard` (auth on), the prompt
+tokens are charged before anything reaches the engine (429 when over a limit), ``max_tokens``
+is capped at the daily budget left, and output tokens are charged as they stream — before the
+client sees them. A stream the budget runs out on ends every unfinished choice with
+``finish_reason: "length"`` (the value OpenAI clients already handle for "a token limit cut
+this short"; ``stop_reason`` on the delta says ``daily_token_budget``).
 """
 
 from __future__ import annotations
@@ -20,10 +27,14 @@ from llmeco.engine.protocol import EngineClient
 from llmeco.engine.request import RequestOutput, SamplingParams, SequenceDelta, TokenLogprob
 from llmeco.errors import ContextLengthExceeded, EngineDead, GenerateError
 from llmeco.observability.metrics import GenerationTimer
+from llmeco.server.state import request_guard
 from llmeco.server.streaming import until_disconnected
 
 #: JSON has no -inf; OpenAI-compatible servers report impossible tokens with this instead.
 MIN_LOGPROB = -9999.0
+
+#: ``stop_reason`` of choices cut because the key's daily token budget ran out.
+BUDGET_STOP = "daily_token_budget"
 
 
 def resolve_max_tokens(context: int, prompt_len: int, requested: int | None) -> int:
@@ -109,6 +120,9 @@ class Generation:
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self._closed = False
+        self._guard = request_guard.get()
+        self._charged = 0
+        self._done: set[int] = set()
 
     @property
     def n(self) -> int:
@@ -117,6 +131,8 @@ class Generation:
 
     async def start(self, prompts: list[list[int]], request: Request) -> None:
         """Submit every prompt and wait for each first output (or the client to leave)."""
+        if self._guard is not None:
+            await self._charge_prompts(prompts)
         suffix = secrets.token_hex(4)
         for i, ids in enumerate(prompts):
             rid = f"{self.request_id}-{suffix}-{i}"
@@ -124,9 +140,22 @@ class Generation:
             self.streams.append(_Stream(self.engine, _as_gen(gen), rid))
         try:
             await until_disconnected(self._prime_all(), request)
-        except BaseException:
+        except BaseException as exc:
             await self.close()
+            if self._guard is not None and self._charged and isinstance(exc, Exception):
+                await self._guard.refund(self._charged)  # the engine never ran it
             raise
+
+    async def _charge_prompts(self, prompts: list[list[int]]) -> None:
+        """Charge the prompt tokens and cap ``max_tokens`` at the daily budget left."""
+        assert self._guard is not None
+        tokens = sum(len(p) for p in prompts)
+        left = await self._guard.reserve(tokens)
+        self._charged = tokens
+        if left is not None:
+            share = max(1, left // (len(prompts) * self.n))
+            if self.params.max_tokens is None or self.params.max_tokens > share:
+                self.params.max_tokens = share
 
     async def _prime_all(self) -> None:
         results = await asyncio.gather(*(s.prime() for s in self.streams), return_exceptions=True)
@@ -138,16 +167,46 @@ class Generation:
         )
 
     async def deltas(self) -> AsyncIterator[tuple[int, SequenceDelta]]:
-        """Every delta of every stream as ``(choice index, delta)``, counting tokens."""
-        async for prompt_index, out in self._merged():
-            self.timer.observe(out)
-            for delta in out.deltas:
-                self.completion_tokens += len(delta.token_ids)
-                if delta.finish_reason == "abort":
-                    raise EngineDead("the server stopped this generation (shutting down)")
-                yield prompt_index * self.n + delta.index, delta
+        """Every delta of every stream as ``(choice index, delta)``, counting tokens.
 
-    async def _merged(self) -> AsyncIterator[tuple[int, RequestOutput]]:
+        Output is charged to the key before it is yielded; once the daily budget is spent,
+        every unfinished choice gets a final ``length`` delta and the iteration ends.
+        """
+        async with contextlib.aclosing(self._merged()) as merged:
+            async for prompt_index, out in merged:
+                self.timer.observe(out)
+                spent = 0
+                for delta in out.deltas:
+                    if delta.finish_reason == "abort":
+                        raise EngineDead("the server stopped this generation (shutting down)")
+                    spent += len(delta.token_ids)
+                self.completion_tokens += spent
+                left = None
+                if self._guard is not None and spent:
+                    left = await self._guard.consume(spent)
+                for delta in out.deltas:
+                    index = prompt_index * self.n + delta.index
+                    if delta.finish_reason is not None:
+                        self._done.add(index)
+                    yield index, delta
+                if left is not None and left <= 0:
+                    for cut in self._budget_cut():
+                        yield cut
+                    return
+
+    def _budget_cut(self) -> list[tuple[int, SequenceDelta]]:
+        """Final deltas for every choice still running when the budget ran out."""
+        cuts = []
+        for index in range(len(self.streams) * self.n):
+            if index not in self._done:
+                self._done.add(index)
+                delta = SequenceDelta(
+                    index % self.n, [], "", finish_reason="length", stop_reason=BUDGET_STOP
+                )
+                cuts.append((index, delta))
+        return cuts
+
+    async def _merged(self) -> AsyncGenerator[tuple[int, RequestOutput], None]:
         if len(self.streams) == 1:
             async for out in self.streams[0]:
                 yield 0, out

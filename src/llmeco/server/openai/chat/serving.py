@@ -22,6 +22,8 @@ from llmeco.server.openai.generation import Generation, chat_logprobs, resolve_m
 from llmeco.server.openai.shared import usage
 from llmeco.server.state import ServerState, get_context
 from llmeco.server.streaming import DONE, EventStream, sse
+from llmeco.server.support.desk import PREFIX
+from llmeco.server.support.serving import support_chat
 
 
 def _requested_max_tokens(req: ChatCompletionRequest) -> int | None:
@@ -42,6 +44,8 @@ class OpenAIServingChat:
 
     async def create(self, req: ChatCompletionRequest, request: Request) -> Response:
         """Serve one request: a JSON response, or an SSE stream when ``stream`` is true."""
+        if req.model.startswith(PREFIX):
+            return await support_chat(self.state, req, request)
         name, engine = self.state.engine(req.model)
         ctx = get_context(request)
         ctx.model = name

@@ -13,7 +13,7 @@ from llmeco.server.openai.embeddings.protocol import (
     EmbeddingResponse,
     EmbeddingUsage,
 )
-from llmeco.server.state import RequestContext, ServerState
+from llmeco.server.state import RequestContext, ServerState, request_guard
 
 MAX_INPUTS = 2048
 
@@ -49,7 +49,15 @@ class OpenAIServingEmbedding:
             )
         texts = _texts(req)
         counts = embedder.check_lengths(texts)
-        vectors = await embedder.aembed(texts)
+        guard = request_guard.get()
+        if guard is not None:  # charge the key before embedding (429 when over a limit)
+            await guard.reserve(sum(counts), room=0)
+        try:
+            vectors = await embedder.aembed(texts)
+        except Exception:
+            if guard is not None:
+                await guard.refund(sum(counts))
+            raise
         self.state.metrics.prompt_tokens.labels(embedder.name).inc(sum(counts))
         data = [
             Embedding(index=i, embedding=_encode(v, req.encoding_format))

@@ -17,7 +17,7 @@ class ModelCard(BaseModel):
     max_model_len: int
     root: str | None = None
     #: llmeco extra: what the model serves ("generate": chat/completions, "embed").
-    task: Literal["generate", "embed"] = "generate"
+    task: Literal["generate", "embed", "support"] = "generate"
 
 
 class ModelList(BaseModel):

@@ -14,7 +14,7 @@ class OpenAIServingModels:
         self.state = state
 
     def list(self) -> ModelList:
-        """Every served model, generation models first."""
+        """Every served model the caller's key may use, generation models first."""
         cards = [
             ModelCard(
                 id=name,
@@ -23,9 +23,10 @@ class OpenAIServingModels:
                 root=e.model_info.source or None,
             )
             for name, e in self.state.engines.items()
+            if self.state.visible(name)
         ]
         emb = self.state.embedder
-        if emb is not None:
+        if emb is not None and self.state.visible(emb.name):
             cards.append(
                 ModelCard(
                     id=emb.name,
@@ -34,6 +35,19 @@ class OpenAIServingModels:
                     task="embed",
                 )
             )
+        desk = self.state.support
+        if desk is not None and self.state.engines:
+            first = next(iter(self.state.engines.values())).model_info
+            for support_name in desk.model_names():
+                if self.state.visible(support_name):
+                    cards.append(
+                        ModelCard(
+                            id=support_name,
+                            created=self.state.started,
+                            max_model_len=first.max_model_len,
+                            task="support",
+                        )
+                    )
         return ModelList(data=cards)
 
     def get(self, model: str) -> ModelCard:
@@ -41,6 +55,8 @@ class OpenAIServingModels:
         name = self.state.aliases.get(model, model)
         if self.state.embedder is not None and model in self.state.embedder_names():
             name = self.state.embedder.name
+        if name in self.state.engines or name in self.state.embedder_names():
+            self.state.check_model(name)  # 403 for a model the key may not use
         for card in self.list().data:
             if card.id == name:
                 return card

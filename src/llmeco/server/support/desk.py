@@ -1,0 +1,63 @@
+"""The support desk a server runs: knowledge bases, the embedder, and the conversation log."""
+
+from __future__ import annotations
+
+import threading
+
+from llmeco.apps.conversations import ConversationLog
+from llmeco.apps.support import Embeds
+from llmeco.errors import NotFound
+from llmeco.rag.kb import KnowledgeBase, TextEmbedder
+from llmeco.store import Store
+
+#: Model names of the support assistant: ``support:<knowledge base>``.
+PREFIX = "support:"
+
+
+class SupportDesk:
+    """Opens knowledge bases by name (cached) and logs conversations, hand-offs, feedback."""
+
+    def __init__(
+        self,
+        store: Store,
+        embedder: TextEmbedder,
+        log: ConversationLog,
+        *,
+        model: str | None = None,
+        company: str = "our company",
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.log = log
+        #: Served model that writes the answers (None: the server's first model).
+        self.model = model
+        self.company = company
+        self._kbs: dict[str, KnowledgeBase] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def sentence_embedder(self) -> Embeds:
+        """The embedder, as the assistant's answerability check uses it."""
+        return self.embedder
+
+    def knowledge_base(self, name: str) -> KnowledgeBase:
+        """The named knowledge base; 404 when it does not exist."""
+        with self._lock:
+            kb = self._kbs.get(name)
+            if kb is None:
+                try:
+                    kb = KnowledgeBase.open(self.store, name, self.embedder)
+                except NotFound:
+                    raise NotFound(
+                        f"The model `{PREFIX}{name}` does not exist: there is no knowledge base "
+                        f"named {name!r} (create one with `llmeco kb create {name}`).",
+                        param="model",
+                    ) from None
+                self._kbs[name] = kb
+            return kb
+
+    def model_names(self) -> list[str]:
+        """``support:<name>`` for every knowledge base in the store."""
+        from llmeco.rag.kb import list_knowledge_bases
+
+        return [PREFIX + info.name for info in list_knowledge_bases(self.store)]

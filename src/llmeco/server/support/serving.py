@@ -1,0 +1,235 @@
+"""``model: "support:<kb>"`` on ``/v1/chat/completions``: the support assistant.
+
+The response is a normal chat completion (any OpenAI client reads it) with two extra top-level
+fields: ``citations`` (the passages the answer cites, numbered as in its ``[n]`` markers) and
+``session_id``; a hand-off has ``finish_reason: "handoff"`` and a ``handoff`` object. Streamed,
+the first chunk carries ``citations`` and ``session_id``, so a client can render links as the
+answer arrives. The session comes from the ``x-session-id`` header, else the ``user`` field,
+else a new one (returned in the ``x-session-id`` response header).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import Response
+
+from llmeco.apps.support import HANDOFF_MESSAGE, SupportTurn, attribution_suffix, plan_turn
+from llmeco.errors import InvalidRequest, NotFound
+from llmeco.server import apprun
+from llmeco.server.errors import describe
+from llmeco.server.openai.chat.protocol import ChatCompletionRequest
+from llmeco.server.openai.shared import usage
+from llmeco.server.state import ServerState, get_context
+from llmeco.server.streaming import DONE, EventStream, sse
+from llmeco.server.support.desk import PREFIX, SupportDesk
+
+#: Longest answer when the request does not say.
+DEFAULT_MAX_TOKENS = 200
+
+
+def desk_of(state: ServerState) -> SupportDesk:
+    desk: SupportDesk | None = getattr(state, "support", None)
+    if desk is None:
+        raise NotFound(
+            "the support assistant is not enabled on this server (it needs the project store "
+            "and the embedding model)",
+            param="model",
+        )
+    return desk
+
+
+async def support_chat(
+    state: ServerState, req: ChatCompletionRequest, request: Request
+) -> Response:
+    """Answer (or hand off) one support turn."""
+    desk = desk_of(state)
+    kb_name = req.model[len(PREFIX) :]
+    if req.n != 1 or req.logprobs or req.response_format is not None:
+        raise InvalidRequest(
+            "the support assistant answers with one plain-text choice (n=1, no logprobs, "
+            "no response_format)",
+            param="model",
+        )
+    kb = desk.knowledge_base(kb_name)
+    ctx = get_context(request)
+    ctx.user = req.user or ""
+    session = request.headers.get("x-session-id") or req.user or uuid.uuid4().hex
+    if len(session) > 128:
+        raise InvalidRequest("x-session-id is longer than 128 characters", param="x-session-id")
+    messages = [{"role": m.role, "content": m.text()} for m in req.messages]
+    if sum(m["role"] == "user" for m in messages) <= 1:  # a client that sends only the new turn
+        history = await anyio.to_thread.run_sync(desk.log.history, session)
+        messages = [*history, *[m for m in messages if m["role"] != "system"]]
+    max_tokens = req.max_completion_tokens or req.max_tokens or DEFAULT_MAX_TOKENS
+    turn: SupportTurn = await anyio.to_thread.run_sync(
+        lambda: plan_turn(
+            messages,
+            kb,
+            desk.sentence_embedder,
+            company=desk.company,
+            max_tokens=max_tokens,
+            temperature=0.0 if req.temperature is None else req.temperature,
+            seed=req.seed,
+        )
+    )
+    rid = f"chatcmpl-{ctx.request_id}"
+    extra: dict[str, Any] = {
+        "session_id": session,
+        "citations": [c.to_dict() for c in turn.citations],
+    }
+    headers = {"x-session-id": session}
+    created = int(time.time())
+    if turn.spec is None:
+        ctx.model = req.model
+        handoff_id = await anyio.to_thread.run_sync(
+            lambda: desk.log.record_handoff(
+                kb_name, session, rid, turn.query, turn.handoff_reason or ""
+            )
+        )
+        await anyio.to_thread.run_sync(
+            desk.log.record_turn, session, kb_name, turn.query, HANDOFF_MESSAGE, rid
+        )
+        extra["handoff"] = {"id": handoff_id, "reason": turn.handoff_reason}
+        if req.stream:
+            return EventStream(
+                _canned(rid, req.model, created, extra, req.include_usage),
+                _noop,
+                headers=headers,
+            )
+        return _json(rid, req.model, created, HANDOFF_MESSAGE, "handoff", (0, 0), extra, headers)
+    call = await apprun.start(state, request, desk.model, turn.spec)
+    ctx.model = req.model
+    if req.stream:
+        return EventStream(
+            _events(call, turn, desk, kb_name, session, rid, req, created, extra),
+            call.generation.close,
+            headers=headers,
+        )
+    text = await call.text(request)
+    text += attribution_suffix(text, turn.citations)
+    gen = call.generation
+    await anyio.to_thread.run_sync(desk.log.record_turn, session, kb_name, turn.query, text, rid)
+    finish = "stop"
+    return _json(
+        rid,
+        req.model,
+        created,
+        text,
+        finish,
+        (gen.prompt_tokens, gen.completion_tokens),
+        extra,
+        headers,
+    )
+
+
+async def _noop() -> None:
+    return None
+
+
+def _json(
+    rid: str,
+    model: str,
+    created: int,
+    text: str,
+    finish: str,
+    tokens: tuple[int, int],
+    extra: dict[str, Any],
+    headers: dict[str, str],
+) -> Response:
+    import json
+
+    body = {
+        "id": rid,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text, "refusal": None},
+                "logprobs": None,
+                "finish_reason": finish,
+            }
+        ],
+        "usage": usage(*tokens).model_dump(),
+        "system_fingerprint": None,
+        **extra,
+    }
+    return Response(
+        json.dumps(body, ensure_ascii=False), media_type="application/json", headers=headers
+    )
+
+
+def _chunk(
+    rid: str, model: str, created: int, delta: dict[str, Any], finish: str | None
+) -> dict[str, Any]:
+    return {
+        "id": rid,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "system_fingerprint": None,
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+    }
+
+
+async def _canned(
+    rid: str, model: str, created: int, extra: dict[str, Any], include_usage: bool
+) -> AsyncIterator[bytes]:
+    yield sse({**_chunk(rid, model, created, {"role": "assistant", "content": ""}, None), **extra})
+    yield sse(_chunk(rid, model, created, {"content": HANDOFF_MESSAGE}, None))
+    yield sse(_chunk(rid, model, created, {}, "handoff"))
+    if include_usage:
+        yield sse(
+            {
+                **_chunk(rid, model, created, {}, None),
+                "choices": [],
+                "usage": usage(0, 0).model_dump(),
+            }
+        )
+    yield DONE
+
+
+async def _events(
+    call: apprun.AppCall,
+    turn: SupportTurn,
+    desk: SupportDesk,
+    kb_name: str,
+    session: str,
+    rid: str,
+    req: ChatCompletionRequest,
+    created: int,
+    extra: dict[str, Any],
+) -> AsyncIterator[bytes]:
+    model = req.model
+    yield sse({**_chunk(rid, model, created, {"role": "assistant", "content": ""}, None), **extra})
+    parts: list[str] = []
+    finish: str | None = None
+    try:
+        async for text, reason in call.pieces():
+            if text:
+                parts.append(text)
+                yield sse(_chunk(rid, model, created, {"content": text}, None))
+            finish = reason or finish
+        suffix = attribution_suffix("".join(parts), turn.citations)
+        if suffix:
+            parts.append(suffix)
+            yield sse(_chunk(rid, model, created, {"content": suffix}, None))
+        yield sse(_chunk(rid, model, created, {}, finish or "stop"))
+        gen = call.generation
+        if req.include_usage:
+            final = usage(gen.prompt_tokens, gen.completion_tokens).model_dump()
+            yield sse({**_chunk(rid, model, created, {}, None), "choices": [], "usage": final})
+        answer = "".join(parts)
+        await anyio.to_thread.run_sync(
+            desk.log.record_turn, session, kb_name, turn.query, answer, rid
+        )
+    except Exception as exc:  # after the 200 went out, errors travel as an SSE event
+        yield sse(describe(exc)[1])
+    yield DONE

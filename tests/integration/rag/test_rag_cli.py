@@ -1,0 +1,65 @@
+"""`llmeco kb …` end to end with the real embedding model, checking the store afterwards."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from llmeco.cli.main import app
+from llmeco.rag.kb import TextEmbedder
+from llmeco.settings import Settings
+from llmeco.store import Store
+
+pytestmark = pytest.mark.slow
+
+
+def test_kb_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, minilm: TextEmbedder) -> None:
+    monkeypatch.setenv("LLMECO_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("LLMECO_DATABASE_URL", raising=False)
+    docs = tmp_path / "docs"
+    shutil.copytree("examples/corpus", docs)
+    (docs / "broken.pdf").write_bytes(b"%PDF-1.4 not really")
+    runner = CliRunner()
+
+    assert runner.invoke(app, ["kb", "create", "support"]).exit_code == 0
+    result = runner.invoke(app, ["kb", "add", "support", str(docs)])
+    assert result.exit_code == 1  # one file failed ...
+    assert "broken.pdf" in result.output  # ... and is named
+    assert "3 added, 1 failed" in result.output  # ... and the others went in
+    again = runner.invoke(app, ["kb", "add", "support", str(docs / "handbook.md")])
+    assert again.exit_code == 0 and "1 unchanged" in again.output
+
+    found = runner.invoke(app, ["kb", "search", "support", "How long do refunds take?", "--json"])
+    assert found.exit_code == 0
+    hits = [json.loads(line) for line in found.stdout.splitlines()]
+    assert len(hits) == 5
+    assert hits[0]["doc"] == "handbook.md" and hits[0]["section"].endswith("Refunds")
+    assert "ten working days" in hits[0]["text"]
+
+    listed = runner.invoke(app, ["kb", "list"])
+    assert listed.exit_code == 0 and "support" in listed.output
+    docs_listed = runner.invoke(app, ["kb", "list", "support"])
+    assert "handbook.md" in docs_listed.output and "faq.html" in docs_listed.output
+
+    assert runner.invoke(app, ["kb", "remove", "support", "faq.html"]).exit_code == 0
+    missing = runner.invoke(app, ["kb", "remove", "support", "faq.html"])
+    assert missing.exit_code == 2 and "no document 'faq.html'" in missing.output
+    unknown = runner.invoke(app, ["kb", "search", "nope", "x"])
+    assert unknown.exit_code == 2 and "no knowledge base named 'nope'" in unknown.output
+
+    store = Store.from_settings(Settings(home=tmp_path / "home"))
+    with store.session() as s:
+        names = s.execute(sa.text("SELECT name FROM kb_documents ORDER BY name")).scalars().all()
+        assert names == ["handbook.md", "history.txt"]
+        orphans = s.execute(
+            sa.text(
+                "SELECT count(*) FROM kb_chunks c LEFT JOIN kb_documents d ON d.id = c.doc_id "
+                "WHERE d.id IS NULL"
+            )
+        ).scalar_one()
+        assert orphans == 0

@@ -1,0 +1,199 @@
+"""The support assistant through the chat route: citations, hand-offs, sessions, feedback.
+
+Real knowledge base (SQLite store, the packaged embedder), scripted engine: what is under test
+is the contract — which passages are cited, when the model is not asked at all, what is stored
+and how (redacted, encrypted), and how feedback becomes training data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from fake_engine import FakeEngine
+from server_helpers import assert_openai_error, sse_events
+
+from llmeco.apps.conversations import ConversationLog, messages_table
+from llmeco.governance.crypto import Cipher
+from llmeco.rag.embed import Embedder
+from llmeco.rag.kb import KnowledgeBase
+from llmeco.server import build_app
+from llmeco.server.support.desk import SupportDesk
+from llmeco.settings import Settings
+from llmeco.store import Store
+
+HANDBOOK = """# Acme handbook
+
+## Refunds
+
+Refunds are paid to the original card within five business days after we receive the
+returned item. Shipping costs are not refunded unless the item arrived damaged.
+
+## Opening hours
+
+Our shop in Calder is open from nine in the morning to six in the evening, Monday to
+Saturday. We are closed on Sundays and public holidays.
+
+## Warranty
+
+Every bicycle frame has a ten year warranty. Batteries are covered for two years or
+eight hundred charge cycles, whichever comes first.
+"""
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store.from_settings(Settings(home=tmp_path))
+
+
+@pytest.fixture
+def desk(store: Store, embedder: Embedder) -> SupportDesk:
+    kb = KnowledgeBase.create(store, "acme", embedder)
+    kb.add_text("handbook.md", HANDBOOK)
+    log = ConversationLog(store, Cipher([b"k" * 32]))
+    return SupportDesk(store, embedder, log, company="Acme")
+
+
+@pytest.fixture
+async def sclient(
+    settings: Settings, fake: FakeEngine, desk: SupportDesk
+) -> AsyncIterator[httpx.AsyncClient]:
+    fake.max_model_len = 8192
+    app = build_app(settings, {fake.name: fake}, support=desk)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        yield c
+
+
+def ask(text: str, **extra: object) -> dict[str, object]:
+    return {"model": "support:acme", "messages": [{"role": "user", "content": text}], **extra}
+
+
+async def test_answer_cites_the_passage_it_comes_from(
+    sclient: httpx.AsyncClient, fake: FakeEngine
+) -> None:
+    fake.reply = "Refunds reach your card within five business days."
+    r = await sclient.post("/v1/chat/completions", json=ask("How long do refunds take?"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    content = body["choices"][0]["message"]["content"]
+    assert body["choices"][0]["finish_reason"] == "stop"
+    assert content.startswith(fake.reply) and content.endswith("]")  # attributed: no marker given
+    cited = int(content.rsplit("[", 1)[1].rstrip("]"))
+    passage = next(c for c in body["citations"] if c["index"] == cited)
+    assert "five business days" in passage["text"] and passage["doc"] == "handbook.md"
+    assert "Refunds" in passage["section"]
+    assert "five business days" in fake.prompts[0]  # the model saw the passages
+    assert r.headers["x-session-id"] == body["session_id"]
+
+
+async def test_model_markers_are_kept_and_not_doubled(
+    sclient: httpx.AsyncClient, fake: FakeEngine
+) -> None:
+    fake.reply = "We open at nine [1]."
+    r = await sclient.post("/v1/chat/completions", json=ask("When does the Calder shop open?"))
+    assert r.json()["choices"][0]["message"]["content"] == "We open at nine [1]."
+
+
+async def test_unanswerable_question_hands_off_without_asking_the_model(
+    sclient: httpx.AsyncClient, fake: FakeEngine
+) -> None:
+    r = await sclient.post("/v1/chat/completions", json=ask("Do you sell electric scooters?"))
+    body = r.json()
+    assert body["choices"][0]["finish_reason"] == "handoff"
+    assert body["handoff"]["reason"] and body["citations"] == []
+    assert fake.requests == []
+    listed = (await sclient.get("/admin/handoffs")).json()["data"]
+    assert [h["id"] for h in listed] == [body["handoff"]["id"]]
+    assert listed[0]["question"] == "Do you sell electric scooters?"
+    assert listed[0]["response_id"] == body["id"]
+
+
+async def test_streamed_answer_carries_citations_first_and_matches_plain(
+    sclient: httpx.AsyncClient, fake: FakeEngine
+) -> None:
+    fake.reply = "The frame warranty lasts ten years."
+    question = ask("How long is the frame warranty?")
+    plain = (await sclient.post("/v1/chat/completions", json=question)).json()
+    raw = await sclient.post("/v1/chat/completions", json={**question, "stream": True})
+    events = sse_events(raw.text)
+    assert events[0]["citations"] == plain["citations"] and events[0]["citations"]
+    text = "".join(e["choices"][0]["delta"].get("content") or "" for e in events[:-1])
+    assert text == plain["choices"][0]["message"]["content"]
+    assert events[-2]["choices"][0]["finish_reason"] == "stop"
+
+
+async def test_streamed_handoff(sclient: httpx.AsyncClient) -> None:
+    raw = await sclient.post(
+        "/v1/chat/completions", json=ask("What is the name of your CEO?", stream=True)
+    )
+    events = sse_events(raw.text)
+    assert events[-2]["choices"][0]["finish_reason"] == "handoff"
+    assert "handoff" in events[0]
+
+
+async def test_session_is_kept_redacted_and_encrypted(
+    sclient: httpx.AsyncClient, fake: FakeEngine, desk: SupportDesk, store: Store
+) -> None:
+    fake.reply = "Refunds take five business days."
+    headers = {"x-session-id": "s-1"}
+    question = "How long do refunds take? Write to jane.doe@example.com"
+    r = await sclient.post("/v1/chat/completions", json=ask(question), headers=headers)
+    assert r.status_code == 200
+    fake.reply = "Yes, to the original card."
+    r2 = await sclient.post(
+        "/v1/chat/completions", json=ask("And to which card are refunds paid?"), headers=headers
+    )
+    assert r2.status_code == 200
+    # the second turn was sent alone; the stored first turn was put before it
+    assert "Refunds take five business days." in fake.prompts[1]
+    history = desk.log.history("s-1")
+    assert [m["role"] for m in history] == ["user", "assistant", "user", "assistant"]
+    assert "jane.doe@example.com" not in history[0]["content"] and "EMAIL" in history[0]["content"]
+    with store.session() as s:
+        blobs = s.execute(sa.select(messages_table.c.content)).scalars().all()
+    assert blobs and all(b"refund" not in blob.lower() for blob in blobs)
+
+
+async def test_feedback_round_trip_to_training_data(
+    sclient: httpx.AsyncClient, fake: FakeEngine, desk: SupportDesk
+) -> None:
+    fake.reply = "Refunds take a month."
+    r = await sclient.post("/v1/chat/completions", json=ask("How long do refunds take?"))
+    rid = r.json()["id"]
+    fix = "Refunds are paid within five business days [1]."
+    fb = await sclient.post(
+        "/v1/feedback", json={"response_id": rid, "rating": "down", "correction": fix}
+    )
+    assert fb.status_code == 200, fb.text
+    sft = list(desk.log.export("sft"))
+    assert sft == [
+        {
+            "messages": [
+                {"role": "user", "content": "How long do refunds take?"},
+                {"role": "assistant", "content": fix},
+            ]
+        }
+    ]
+    pref = list(desk.log.export("preference"))
+    assert pref[0]["chosen"] == fix and pref[0]["rejected"].startswith("Refunds take a month.")
+
+
+async def test_bad_support_requests(sclient: httpx.AsyncClient) -> None:
+    assert_openai_error(
+        await sclient.post("/v1/chat/completions", json={**ask("hi"), "model": "support:nope"}), 404
+    )
+    assert_openai_error(await sclient.post("/v1/chat/completions", json=ask("hi", n=2)), 400)
+    assert_openai_error(
+        await sclient.post("/v1/feedback", json={"response_id": "nope", "rating": "up"}), 404
+    )
+    assert_openai_error(
+        await sclient.post("/v1/feedback", json={"response_id": "x", "rating": "meh"}), 400
+    )
+
+
+async def test_support_is_a_404_when_not_enabled(client: httpx.AsyncClient) -> None:
+    r = await client.post("/v1/chat/completions", json=ask("hi"))
+    assert_openai_error(r, 404)
