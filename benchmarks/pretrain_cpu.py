@@ -4,8 +4,9 @@ validation loss by at least 30% from its starting value within a time budget (10
 Steps, all through llmeco's public pieces: `prepare` examples/corpus + examples/chat (10%
 validation), train a BPE tokenizer, time a few training steps to size the run so that it ends
 inside the budget (the cosine schedule needs its length up front), then `train` with the
-`10m` preset and evaluate on the whole validation split before, during and after. Prints one
-JSON object (and writes it to --json if given).
+~10M-parameter model (width 384, 6 layers) and evaluate on the whole validation split before,
+during and after; early stopping ends the run when the small corpus starts to be memorised.
+Prints one JSON object (and writes it to --json if given).
 
     python benchmarks/pretrain_cpu.py --minutes 10 --threads 1 --out runs/bench-pretrain
 """
@@ -62,7 +63,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="Wall-clock budget.")
     parser.add_argument("--vocab-size", type=int, default=8192)
-    parser.add_argument("--preset", default="10m")
+    parser.add_argument("--hidden", type=int, default=384, help="Width (~10M parameters with")
+    parser.add_argument("--layers", type=int, default=6, help="the corpus's ~2k-token vocab).")
+    parser.add_argument("--heads", type=int, default=6)
+    parser.add_argument("--intermediate", type=int, default=1024)
+    parser.add_argument("--patience", type=int, default=3, help="Early stopping (evals).")
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=2e-3)
@@ -85,7 +90,12 @@ def main() -> None:
     train_tokenizer(dataset, args.vocab_size, tokenizer)
     base = [
         f"model.tokenizer={tokenizer}",
-        f"model.preset={args.preset}",
+        "model.preset=null",
+        f"model.hidden_size={args.hidden}",
+        f"model.num_layers={args.layers}",
+        f"model.num_heads={args.heads}",
+        f"model.intermediate_size={args.intermediate}",
+        f"early_stopping.patience={args.patience}",
         f"data.dataset={dataset}",
         f"seq_len={args.seq_len}",
         f"batch_size={args.batch_size}",
@@ -116,7 +126,12 @@ def main() -> None:
     result: dict[str, Any] = {
         "benchmark": "pretrain_cpu",
         "parameters": record["parameters"],
-        "preset": args.preset,
+        "dims": {
+            "hidden": args.hidden,
+            "layers": args.layers,
+            "heads": args.heads,
+            "intermediate": args.intermediate,
+        },
         "vocab_size": len(load_tokenizer(tokenizer)),
         "corpus_tokens_train": sum(len(b[0]) for b in _blocks(config, settings)),
         "train_records": manifest["counts"]["train"],
@@ -130,7 +145,9 @@ def main() -> None:
         "tokens_per_s": round(metrics["tokens_per_s"], 1),
         "eval_curve": evals,
         "initial_val_loss": first,
+        "best_val_loss": min(loss for _, loss in evals),
         "final_val_loss": last,
+        "stopped_early": record["stopped_early"],
         "val_loss_drop": round(1 - last / first, 4),
         "target_drop": 0.30,
         "wall_seconds_total": round(wall, 1),

@@ -101,23 +101,18 @@ def chart(record: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     tasks = list(record["tasks"].items())
+    bars = [_chart_bars(task) for _, task in tasks]
+    heights = [1.0 + 0.28 * max(1, len(b)) for b in bars]  # inches: title/axis + one per bar
     fig, axes = plt.subplots(
-        len(tasks), 1, figsize=(7, 1.2 + 0.9 * max(1, len(tasks)) * 1.6), squeeze=False
+        len(tasks),
+        1,
+        figsize=(7, 0.6 + sum(heights)),
+        squeeze=False,
+        gridspec_kw={"height_ratios": heights},
     )
-    for ax, (name, task) in zip(axes[:, 0], tasks, strict=True):
-        bars: list[tuple[str, float]] = []
-        for metric, value in task["metrics"].items():
-            if not isinstance(value, int | float) or isinstance(value, bool) or math.isnan(value):
-                continue
-            if metric in PERCENT_METRICS:
-                bars.append((f"{metric}/100", value / 100))
-            elif task["type"] == "perplexity":
-                if metric == "bits_per_byte":
-                    bars.append((metric, value))
-            elif 0.0 <= value <= 1.0:
-                bars.append((metric, value))
-        labels = [b[0] for b in bars]
-        values = [b[1] for b in bars]
+    for ax, (name, task), shown in zip(axes[:, 0], tasks, bars, strict=True):
+        labels = [label for label, _ in shown]
+        values = [value for _, value in shown]
         ax.barh(labels, values, color="#4c72b0")
         for y, v in enumerate(values):
             ax.text(v, y, f" {v:.3f}", va="center", fontsize=8)
@@ -132,6 +127,22 @@ def chart(record: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def _chart_bars(task: dict[str, Any]) -> list[tuple[str, float]]:
+    """(label, value) bars of one task: 0–1 metrics, BLEU/chrF /100, bits per byte."""
+    bars: list[tuple[str, float]] = []
+    for metric, value in task["metrics"].items():
+        if not isinstance(value, int | float) or isinstance(value, bool) or math.isnan(value):
+            continue
+        if metric in PERCENT_METRICS:
+            bars.append((f"{metric}/100", value / 100))
+        elif task["type"] == "perplexity":
+            if metric == "bits_per_byte":
+                bars.append((metric, value))
+        elif 0.0 <= value <= 1.0:
+            bars.append((metric, value))
+    return bars
 
 
 @dataclass(frozen=True)

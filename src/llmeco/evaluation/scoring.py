@@ -92,7 +92,9 @@ class Scorer:
 
         from llmeco.modeling.load import load_tokenizer, select_device
 
-        hf_logging.disable_progress_bar()  # our own progress bars report the work
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # ours report it
+        if settings.threads:
+            torch.set_num_threads(settings.threads)
 
         device = select_device(settings)
         dtype = {
@@ -183,8 +185,8 @@ class Scorer:
         for i, req in enumerate(requests):
             if i in shared:
                 continue
-            context = list(req.context) or [self.prefix_id]
-            full = (context + list(req.continuation))[-(self.max_length + 1) :]
+            ctx_ids = list(req.context) or [self.prefix_id]
+            full = (ctx_ids + list(req.continuation))[-(self.max_length + 1) :]
             rows.append((i, full[:-1], min(len(req.continuation), len(full) - 1)))
         rows.sort(key=lambda row: -len(row[1]))
         start = 0

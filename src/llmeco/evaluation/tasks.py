@@ -203,8 +203,18 @@ async def _collect(engine: EngineClient, prompt: Prompt, params: SamplingParams,
     return "".join(parts)
 
 
+def _kb_retriever(name: str, settings: Settings) -> Retriever:
+    """``kb:NAME`` — the knowledge base's hybrid retriever (:mod:`llmeco.rag`), ids are
+    section anchors (``handbook.md#Returns``)."""
+    from llmeco.rag.evaluate import kb_retriever
+
+    return kb_retriever(name, settings)
+
+
 def _register_builtins() -> None:
     from llmeco.evaluation import builtin_tasks as b
+
+    register_retriever("kb", _kb_retriever)
 
     register_task("perplexity", b.PerplexityConfig, b.run_perplexity)
     register_task("multiple_choice", b.MultipleChoiceConfig, b.run_multiple_choice)

@@ -2,7 +2,8 @@
 
 ``registry.py`` (versions, aliases, evals), ``artifacts.py`` (content-addressed blobs),
 ``lifecycle.py`` (promote with gates, rollback), ``checkout.py`` (verified loading),
-``compare.py`` (diff), ``refs.py`` (``NAME@alias`` / ``NAME:version``), ``tables.py``.
+``compare.py`` (diff), ``refs.py`` (``NAME@alias`` / ``NAME:version``), ``records.py`` (the
+dataclasses handed out), ``scan.py`` (what a directory registers), ``tables.py``.
 """
 
 from llmeco.registry.refs import ModelRef, parse_ref

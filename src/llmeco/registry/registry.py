@@ -23,10 +23,8 @@ transaction, then calls the ``on_alias_move`` hook (the CLI writes it to the aud
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,103 +32,32 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from llmeco.errors import ConfigError, InvalidRequest, NotFound, UnsafeFile
-from llmeco.modeling import files as model_files
+from llmeco.errors import InvalidRequest, NotFound
 from llmeco.registry import tables as t
-from llmeco.registry.artifacts import ArtifactStore, FileEntry, safe_relpath
+from llmeco.registry.artifacts import ArtifactStore, FileEntry
+from llmeco.registry.records import (
+    AliasEvent,
+    EvalRecord,
+    RegisteredModel,
+    Version,
+    as_utc,
+    utc_now,
+)
 from llmeco.registry.refs import LATEST, ModelRef, check_name, parse_ref
+from llmeco.registry.scan import TRAINING_RECORD, read_json, scan_model_dir
 from llmeco.settings import Settings
 from llmeco.store import Store
 
-#: Directories of a training output that are not part of the model (resume state, logs).
-EXCLUDED_DIRS = frozenset({"checkpoints", "tensorboard", "__pycache__", ".git"})
-#: The lineage record a training run writes next to its model.
-TRAINING_RECORD = "training.json"
-
-
-def utc_now() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(UTC)
-
-
-def as_utc(value: datetime) -> datetime:
-    """SQLite hands timestamps back naive; they were written as UTC."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class Version:
-    """One immutable version of a registered model."""
-
-    name: str
-    version: int
-    created_at: datetime
-    created_by: str
-    source: str
-    description: str
-    lineage: dict[str, Any] | None
-    config: dict[str, Any] | None
-    files: tuple[FileEntry, ...]
-    total_bytes: int
-    aliases: tuple[str, ...] = ()
-
-    @property
-    def ref(self) -> str:
-        """``NAME:VERSION``, the reference that always means exactly this version."""
-        return f"{self.name}:{self.version}"
-
-
-@dataclass(frozen=True)
-class RegisteredModel:
-    """A model name with its latest version number and where its aliases point."""
-
-    name: str
-    latest_version: int
-    created_at: datetime
-    aliases: dict[str, int]
-    alias_epoch: int
-
-
-@dataclass(frozen=True)
-class AliasEvent:
-    """One alias move: ``from_version`` → ``to_version`` (None: the alias did not exist)."""
-
-    id: int
-    name: str
-    alias: str
-    from_version: int | None
-    to_version: int | None
-    action: str
-    actor: str
-    at: datetime
-    note: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form (also what goes into the audit ledger)."""
-        return {
-            "model": self.name,
-            "alias": self.alias,
-            "from_version": self.from_version,
-            "to_version": self.to_version,
-            "action": self.action,
-            "actor": self.actor,
-            "at": self.at.isoformat(),
-            "note": self.note,
-        }
-
-
-@dataclass(frozen=True)
-class EvalRecord:
-    """An evaluation run attached to a version; ``metrics`` are flat ``task.metric`` → value."""
-
-    name: str
-    version: int
-    run_id: str
-    suite: str
-    suite_sha256: str
-    metrics: dict[str, float]
-    path: str
-    created_at: datetime
+__all__ = [
+    "AliasEvent",
+    "AliasHook",
+    "EvalRecord",
+    "NoChange",
+    "RegisteredModel",
+    "Registry",
+    "Version",
+    "flat_metrics",
+]
 
 
 class NoChange(Exception):
@@ -139,14 +66,6 @@ class NoChange(Exception):
 
 #: Called after an alias move is committed (the CLI appends it to the audit ledger).
 AliasHook = Callable[[AliasEvent], None]
-
-
-@dataclass
-class _Scan:
-    """Files found in a directory to register."""
-
-    files: list[tuple[str, Path]] = field(default_factory=list)
-    total: int = 0
 
 
 class Registry:
@@ -187,7 +106,7 @@ class Registry:
             UnsafeFile: it holds pickled files or links outside itself.
         """
         check_name(name)
-        scan = _scan(directory)
+        scan = scan_model_dir(directory)
         done = 0
 
         def step(n: int) -> None:
@@ -200,8 +119,8 @@ class Registry:
         for rel, path in scan.files:
             blob = self.artifacts.put(path, step)
             entries.append(FileEntry(rel, blob.sha256, blob.size))
-        lineage = _read_json(directory / TRAINING_RECORD)
-        config = _read_json(directory / "config.json")
+        lineage = read_json(directory / TRAINING_RECORD)
+        config = read_json(directory / "config.json")
         source = str(directory.resolve())
         number = self._retry(
             lambda s: self._insert_version(
@@ -614,53 +533,3 @@ def flat_metrics(results: Mapping[str, Any]) -> dict[str, float]:
             if isinstance(value, int | float) and not isinstance(value, bool):
                 out[f"{task_name}.{metric}"] = float(value)
     return out
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    """A JSON object file, or None when absent.
-
-    Raises:
-        ConfigError: the file is not a JSON object.
-    """
-    if not path.is_file():
-        return None
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path} is not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise ConfigError(f"{path} must hold a JSON object")
-    return value
-
-
-def _scan(directory: Path) -> _Scan:
-    """Files to register from a model directory (see :meth:`Registry.register`)."""
-    if not directory.is_dir():
-        raise NotFound(f"{directory} is not a directory")
-    if not (directory / "config.json").is_file():
-        raise ConfigError(f"{directory} has no config.json: register a whole model directory")
-    model_files.require_safetensors(directory)
-    if not model_files.has_tokenizer(directory):
-        raise ConfigError(f"{directory} has no tokenizer files; save the tokenizer there first")
-    root = directory.resolve()
-    scan = _Scan()
-    for path in sorted(_walk(directory)):
-        rel = path.relative_to(directory).as_posix()
-        safe_relpath(rel)
-        if model_files.is_pickle_path(path):
-            raise model_files.refuse_pickle(path)
-        if path.is_symlink() and not path.resolve().is_relative_to(root):
-            raise UnsafeFile(f"refusing to register {path}: it links outside {directory}")
-        scan.files.append((rel, path))
-        scan.total += path.stat().st_size
-    return scan
-
-
-def _walk(directory: Path) -> Iterator[Path]:
-    """Regular files (and links to them) under ``directory``, skipping :data:`EXCLUDED_DIRS`."""
-    for dirpath, dirnames, filenames in os.walk(directory):
-        dirnames[:] = [d for d in dirnames if d not in EXCLUDED_DIRS]
-        for name in filenames:
-            path = Path(dirpath) / name
-            if path.is_file():
-                yield path

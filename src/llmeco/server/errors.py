@@ -13,6 +13,7 @@ PermissionDenied                       403     permission_error
 NotFound (unknown model)               404     code model_not_found
 BodyTooLarge                           413     invalid_request_error
 LimitExceeded, Overloaded              429     rate_limit_error + Retry-After
+GateFailed (promotion gate)             409     invalid_request_error / gate_failed
 EngineDead, shutting down              503     service_unavailable_error
 GenerateError, any other exception     500     server_error (a bug: logged)
 =====================================  ======  ==========================
@@ -77,6 +78,7 @@ _TABLE: list[tuple[type[E.LlmecoError], int, str, str | None]] = [
     (BodyTooLarge, 413, "invalid_request_error", "request_too_large"),
     (E.Overloaded, 429, "rate_limit_error", "overloaded"),
     (E.LimitExceeded, 429, "rate_limit_error", "rate_limit_exceeded"),
+    (E.GateFailed, 409, "invalid_request_error", "gate_failed"),
     (E.EngineDead, 503, "service_unavailable_error", "engine_unavailable"),
     (E.GenerateError, 500, "server_error", None),
 ]

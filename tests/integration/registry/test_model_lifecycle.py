@@ -152,6 +152,10 @@ def test_register_gate_promote_rollback_and_corruption(
     ]  # fmt: skip
     assert {m["actor"] for m in moves} == {"alice", "bob", "carol"}
 
+    listing = cli(env, "models", "list")
+    assert "tiny" in listing and "production→1" in listing and "staging→3" in listing
+    attached = cli(env, "models", "attach", "tiny@production", str(tmp_path / "run1"))
+    assert "to tiny:1" in attached
     diff = cli(env, "models", "diff", "tiny:1", "tiny:3")
     assert "care.perplexity" in diff and "lm_head_scale" in diff
 

@@ -133,8 +133,8 @@ async def test_unknown_retriever_names_what_exists(tmp_path: Path) -> None:
     from llmeco.errors import ConfigError
 
     ctx = EvalContext(Settings(home=tmp_path), tmp_path, "m", retrievers={"toy": lambda q, k: []})
-    with pytest.raises(ConfigError, match="toy"):
-        ctx.retriever("kb:handbook")
+    with pytest.raises(ConfigError, match=r"available: toy, kb:…"):
+        ctx.retriever("nosuch:thing")
 
 
 async def test_run_suite_writes_json_markdown_chart_and_predictions(tmp_path: Path) -> None:
