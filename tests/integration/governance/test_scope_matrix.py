@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 from gov_helpers import bearer, chat_body, make_key
 
-from llmeco.governance.keys import utc_now
+from llmeco.governance.keys import PREFIX, utc_now
 from llmeco.server.auth import Authenticator
 
 # Columns: the credentials each request carries.
@@ -196,7 +196,9 @@ async def test_key_never_reaches_logs_or_error_bodies(
     from llmeco.observability.logging import configure_logging
 
     key, token = make_key(auth, ["chat"])
-    secret = token.rsplit("-", 1)[1]
+    # The secret is everything after "sk-llmeco-<id>-"; it may itself contain "-".
+    secret = token.removeprefix(PREFIX).split("-", 1)[1]
+    assert len(secret) >= 40
     root_logger = logging.getLogger()
     saved = (root_logger.handlers[:], root_logger.level)
     out = io.StringIO()
