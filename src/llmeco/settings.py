@@ -56,6 +56,17 @@ class Settings(BaseSettings):
         description="Requests allowed to wait for KV memory; past it submission is rejected (429).",
     )
     default_model: str = Field(default="default", description="Model reference served by default.")
+    model_poll_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="How often `serve` checks the registry for a moved NAME@alias (0: never; "
+        "POST /admin/models/{name}/reload still swaps on demand).",
+    )
+    swap_drain_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="Longest a replaced model version keeps serving its in-flight requests.",
+    )
     host: str = Field(default="127.0.0.1", description="Address `llmeco serve` binds.")
     port: int = Field(default=8000, ge=0, le=65535, description="Port `llmeco serve` binds.")
     max_body_bytes: int = Field(

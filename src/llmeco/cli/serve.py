@@ -16,7 +16,7 @@ import socket
 import threading
 from collections.abc import Generator
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 import uvicorn
@@ -26,10 +26,13 @@ from llmeco.errors import ConfigError
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from llmeco.apps.classifier import ServedClassifier
     from llmeco.engine.protocol import EngineClient
+    from llmeco.engine.swap import ModelSlot
     from llmeco.governance.audit import AuditLedger
     from llmeco.rag.embed import Embedder
     from llmeco.server.auth import Authenticator
+    from llmeco.server.hotswap import ModelFollower
     from llmeco.server.state import ServerState
     from llmeco.server.support.desk import SupportDesk
     from llmeco.settings import Settings
@@ -58,6 +61,15 @@ def serve(
             "--no-auth", help="Serve without API keys (development; loopback --host only)."
         ),
     ] = False,
+    classifier: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--classifier",
+            help="NAME=REF: serve a trained classifier (`llmeco train classify` output dir, or "
+            "a registry NAME@alias / NAME:N) as model NAME of /v1/tasks/classify and "
+            "/v1/tasks/sentiment. Repeat for several.",
+        ),
+    ] = None,
 ) -> None:
     """Serve models over an OpenAI-compatible HTTP API (and a chat page at /)."""
     from llmeco.observability.logging import configure_logging
@@ -78,8 +90,10 @@ def serve(
     ledger = _open_ledger(settings)
     auth = None if no_auth else _open_auth(settings, ledger)
     engines, aliases = _load_engines(model or [settings.default_model], settings)
+    follower = _follower(settings, engines, ledger)
     embedder = _load_embedder() if embeddings else None
     support = _open_support(settings, embedder) if embedder is not None else None
+    classifiers = _load_classifiers(classifier or [], settings)
     app = build_app(
         settings,
         engines,
@@ -88,6 +102,8 @@ def serve(
         ledger=ledger,
         auth=auth,
         support=support,
+        follower=follower,
+        classifiers=classifiers,
     )
     asyncio.run(_serve(app, settings.host, settings.port, shutdown_timeout))
 
@@ -132,10 +148,14 @@ def _open_auth(settings: Settings, ledger: AuditLedger | None) -> Authenticator:
     return auth
 
 
-def _load_engines(refs: list[str], settings: Any) -> tuple[dict[str, EngineClient], dict[str, str]]:
+def _load_engines(
+    refs: list[str], settings: Settings
+) -> tuple[dict[str, ModelSlot], dict[str, str]]:
+    """Load each reference into a hot-swappable slot; served names must be distinct."""
     from llmeco.engine.async_engine import AsyncEngine
+    from llmeco.engine.swap import ModelSlot
 
-    engines: dict[str, EngineClient] = {}
+    engines: dict[str, ModelSlot] = {}
     aliases: dict[str, str] = {}
     for ref in refs:
         log.info("loading model", extra={"ref": ref})
@@ -143,11 +163,47 @@ def _load_engines(refs: list[str], settings: Any) -> tuple[dict[str, EngineClien
         name = engine.model_info.name
         if name in engines:
             raise ConfigError(f"--model {ref} is served as {name!r}, which is already served")
-        engines[name] = engine
+        engines[name] = ModelSlot(engine, ref, drain_timeout=settings.swap_drain_seconds)
         if ref != name:
             aliases[ref] = name
         log.info("model ready", extra={"ref": ref, "model": name})
     return engines, aliases
+
+
+def _follower(
+    settings: Settings, slots: dict[str, ModelSlot], ledger: AuditLedger | None
+) -> ModelFollower:
+    """Hot swap: follows each ``NAME@alias`` model's alias in the registry (started by
+    ``_serve``), and reloads any model on ``POST /admin/models/{name}/reload``."""
+    from llmeco.engine.async_engine import AsyncEngine
+    from llmeco.registry.registry import Registry
+    from llmeco.server.hotswap import ModelFollower
+
+    def load(ref: str, name: str) -> EngineClient:
+        return AsyncEngine.from_ref(ref, settings, name=name)
+
+    return ModelFollower(
+        slots,
+        load,
+        lambda: Registry.open(settings),
+        poll_seconds=settings.model_poll_seconds,
+        ledger=ledger,
+    )
+
+
+def _load_classifiers(options: list[str], settings: Settings) -> dict[str, ServedClassifier]:
+    """``--classifier NAME=REF`` → loaded classifiers by name (closed by ``_serve``)."""
+    from llmeco.apps.classifier import load_served_classifier, parse_classifier_option
+
+    parsed = [parse_classifier_option(value) for value in options]  # all checked before loading
+    names = [name for name, _ in parsed]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"--classifier names must be distinct: {', '.join(names)}")
+    loaded: dict[str, ServedClassifier] = {}
+    for name, ref in parsed:
+        log.info("loading classifier", extra={"ref": ref, "model": name})
+        loaded[name] = load_served_classifier(name, ref, settings)
+    return loaded
 
 
 def _open_support(settings: Settings, embedder: Embedder) -> SupportDesk:
@@ -189,9 +245,14 @@ async def _serve(app: FastAPI, host: str, port: int, shutdown_timeout: float) ->
     bound = sock.getsockname()[1]
     url_host = f"[{host}]" if ":" in host else host
     typer.echo(f"llmeco serving {', '.join(state.engines)} at http://{url_host}:{bound}/")
+    follower = getattr(app.state, "follower", None)
+    if follower is not None:
+        follower.start()
     try:
         await server.serve(sockets=[sock])
     finally:
+        if follower is not None:
+            await follower.aclose()
         # Requests cut at the timeout were cancelled but not awaited: let their cleanup
         # (aborting their generations) run before the engines go away.
         pending = [t for t in server.server_state.tasks if not t.done()]
@@ -202,6 +263,8 @@ async def _serve(app: FastAPI, host: str, port: int, shutdown_timeout: float) ->
             await engine.shutdown(timeout=1.0)
         if state.embedder is not None:
             state.embedder.close()
+        for served in state.classifiers.values():
+            served.close()
         auth = getattr(app.state, "auth", None)
         if auth is not None:
             await auth.aclose()  # persists the last usage counts

@@ -101,7 +101,15 @@ class AsyncEngine:
             model.eval()
             tokenizer = load_tokenizer(source.path)
             eos = eos_token_ids(source.path, tokenizer)
-            return _build_core(model, tokenizer, eos, settings, name or source.name, source.origin)
+            return _build_core(
+                model,
+                tokenizer,
+                eos,
+                settings,
+                name or source.name,
+                source.origin,
+                version=source.version,
+            )
 
         return cls(build)
 
@@ -255,7 +263,14 @@ class AsyncEngine:
 
 
 def _build_core(
-    model: Any, tokenizer: Any, eos_ids: list[int], settings: Settings, name: str, source: str
+    model: Any,
+    tokenizer: Any,
+    eos_ids: list[int],
+    settings: Settings,
+    name: str,
+    source: str,
+    *,
+    version: str = "",
 ) -> tuple[EngineCore, ModelInfo]:
     """Reserve the KV cache and assemble the core for a loaded model."""
     d = model.d
@@ -290,5 +305,6 @@ def _build_core(
         created=int(time.time()),
         eos_token_ids=tuple(eos_ids),
         source=source,
+        version=version,
     )
     return core, info

@@ -24,6 +24,9 @@ class ModelInfo:
     created: int
     eos_token_ids: tuple[int, ...] = ()
     source: str = ""
+    #: Registry version being served (``"support:3"``), empty outside the registry; the
+    #: server reports it as ``system_fingerprint`` and in ``/v1/models``.
+    version: str = ""
 
 
 @dataclass(frozen=True)

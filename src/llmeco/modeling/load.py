@@ -48,6 +48,8 @@ class ModelSource:
     path: Path
     #: What the reference pointed at (the GGUF file or the directory), for status pages.
     origin: str
+    #: Registry version served (``"support:3"``); empty for references outside the registry.
+    version: str = ""
 
 
 def resolve_model(ref: str, settings: Settings, console: Console | None = None) -> ModelSource:
@@ -101,7 +103,7 @@ def _resolve_registered(ref: str, settings: Settings) -> ModelSource | None:
     from llmeco.registry.checkout import checkout_settings
 
     version, path = checkout_settings(parsed, settings)
-    return ModelSource(version.name, path, f"registry {version.ref} ({ref})")
+    return ModelSource(version.name, path, f"registry {version.ref} ({ref})", version.ref)
 
 
 def _resolve_dir(directory: Path, settings: Settings, console: Console | None) -> ModelSource:

@@ -31,9 +31,11 @@ from llmeco.server.write.router import router as write_router
 from llmeco.settings import Settings
 
 if TYPE_CHECKING:
+    from llmeco.apps.classifier import ServedClassifier
     from llmeco.governance.audit import AuditLedger
     from llmeco.rag.embed import Embedder
     from llmeco.server.auth import Authenticator
+    from llmeco.server.hotswap import ModelFollower
     from llmeco.server.support.desk import SupportDesk
 
 
@@ -50,6 +52,8 @@ def build_app(
     ledger: AuditLedger | None = None,
     auth: Authenticator | None = None,
     support: SupportDesk | None = None,
+    follower: ModelFollower | None = None,
+    classifiers: Mapping[str, ServedClassifier] | None = None,
 ) -> FastAPI:
     """An OpenAI-compatible app serving ``engines`` (by name) and, optionally, ``embedder``.
 
@@ -62,6 +66,14 @@ def build_app(
     allow-lists and limits are enforced, and ``/admin/*`` + ``/v1/usage`` are served (see
     ``server/auth.py``); None serves without auth (loopback development, tests). The caller
     closes it (``await auth.aclose()``).
+
+    With ``follower`` (hot swap of models served from ``NAME@alias``), ``/admin/models``
+    lists the served versions and ``POST /admin/models/{name}/reload`` swaps on demand; the
+    caller starts and closes it.
+
+    ``classifiers`` (name → trained classifier) answer ``/v1/tasks/classify`` and
+    ``/v1/tasks/sentiment`` when a request's ``model`` names one, and are listed by
+    ``/v1/models`` with ``task: "classify"``; the caller closes them.
     """
     unknown = {a: n for a, n in (aliases or {}).items() if n not in engines}
     if unknown:
@@ -72,7 +84,11 @@ def build_app(
         embedder=embedder,
         aliases=dict(aliases or {}),
         support=support,
+        classifiers=dict(classifiers or {}),
     )
+    clash = set(state.classifiers) & ({*engines, *state.aliases, *state.embedder_names()})
+    if clash:
+        raise ValueError(f"classifier names are already used by served models: {sorted(clash)}")
     app = FastAPI(
         title="llmeco",
         version=__version__,
@@ -86,6 +102,11 @@ def build_app(
         install_auth(app, auth)  # added before RequestMiddleware, so it runs inside it
     app.add_middleware(RequestMiddleware, state=state)
     app.state.audit_ledger = ledger
+    app.state.follower = follower
+    if follower is not None:
+        from llmeco.server.admin.models import router as models_admin_router
+
+        app.include_router(models_admin_router)
     if ledger is not None:
         from llmeco.server.audit import AuditMiddleware
 

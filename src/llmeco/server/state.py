@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from starlette.requests import HTTPConnection
 
 from llmeco.engine.protocol import EngineClient, EngineStats
+from llmeco.engine.swap import ModelSlot
 from llmeco.errors import EngineDead, InvalidRequest, NotFound
 from llmeco.observability.metrics import ServerMetrics
 from llmeco.settings import Settings
 
 if TYPE_CHECKING:
+    from llmeco.apps.classifier import ServedClassifier
     from llmeco.rag.embed import Embedder
 
 _CONTEXT_KEY = "llmeco_context"
@@ -80,6 +82,8 @@ class ServerState:
     aliases: dict[str, str] = field(default_factory=dict)
     #: The support assistant (``model: support:<kb>``); None when not enabled.
     support: Any = None
+    #: Trained classifiers by name (``model`` of /v1/tasks/classify and /sentiment).
+    classifiers: dict[str, ServedClassifier] = field(default_factory=dict)
     #: Set when the server begins a graceful shutdown: new work gets 503, /ready fails.
     draining: bool = False
     started: int = field(default_factory=lambda: int(time.time()))
@@ -125,7 +129,11 @@ class ServerState:
             raise EngineDead("the server is shutting down; retry on another replica")
 
     def engine(self, model: str) -> tuple[str, EngineClient]:
-        """Served name and engine for a requested model name; 404 when unknown."""
+        """Served name and engine for a requested model name; 404 when unknown.
+
+        A hot-swappable model gives a lease on its current engine, so the whole request
+        runs on one version even if the model is swapped meanwhile.
+        """
         self._check_accepting()
         name = self.aliases.get(model, model)
         engine = self.engines.get(name)
@@ -133,7 +141,7 @@ class ServerState:
             guard = request_guard.get()
             if guard is not None:
                 guard.check_model(self.names_of(name) | {model})
-            return name, engine
+            return name, engine.lease() if isinstance(engine, ModelSlot) else engine
         if model in self.embedder_names():
             raise InvalidRequest(
                 f"{model} is an embedding model; use /v1/embeddings", param="model"

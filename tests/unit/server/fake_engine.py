@@ -44,6 +44,8 @@ class FakeEngine:
     #: Raise GenerateError after this many steps (mid-stream failure).
     fail_after: int | None = None
     dead: bool = False
+    #: Registry version it pretends to serve (``ModelInfo.version``).
+    version: str = ""
     running: int = 0
     requests: list[str] = field(default_factory=list)
     params: list[SamplingParams] = field(default_factory=list)
@@ -59,6 +61,7 @@ class FakeEngine:
             vocab_size=VOCAB,
             created=1_700_000_000,
             source="fake",
+            version=self.version,
         )
 
     def encode(self, prompt: Prompt) -> list[int]:

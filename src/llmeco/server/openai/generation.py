@@ -129,6 +129,12 @@ class Generation:
         """Choices per prompt."""
         return self.params.n
 
+    @property
+    def fingerprint(self) -> str | None:
+        """``system_fingerprint`` of the response: the registry version that produced it
+        (``"support:3"``), so clients can tell which version answered across a hot swap."""
+        return self.engine.model_info.version or None
+
     async def start(self, prompts: list[list[int]], request: Request) -> None:
         """Submit every prompt and wait for each first output (or the client to leave)."""
         if self._guard is not None:

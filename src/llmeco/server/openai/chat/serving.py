@@ -90,6 +90,7 @@ class OpenAIServingChat:
                 for r in results
             ],
             usage=usage(gen.prompt_tokens, gen.completion_tokens),
+            system_fingerprint=gen.fingerprint,
         )
         return Response(body.model_dump_json(), media_type="application/json")
 
@@ -101,7 +102,7 @@ class OpenAIServingChat:
             "object": "chat.completion.chunk",
             "created": created,
             "model": name,
-            "system_fingerprint": None,
+            "system_fingerprint": gen.fingerprint,
         }
         if req.include_usage:
             base["usage"] = None

@@ -119,6 +119,7 @@ class OpenAIServingCompletion:
             model=name,
             choices=choices,
             usage=usage(gen.prompt_tokens, gen.completion_tokens),
+            system_fingerprint=gen.fingerprint,
         )
         return Response(body.model_dump_json(), media_type="application/json")
 
@@ -136,7 +137,7 @@ class OpenAIServingCompletion:
             "object": "text_completion",
             "created": created,
             "model": name,
-            "system_fingerprint": None,
+            "system_fingerprint": gen.fingerprint,
         }
         if req.include_usage:
             base["usage"] = None

@@ -16,8 +16,15 @@ class ModelCard(BaseModel):
     owned_by: str = "llmeco"
     max_model_len: int
     root: str | None = None
-    #: llmeco extra: what the model serves ("generate": chat/completions, "embed").
-    task: Literal["generate", "embed", "support"] = "generate"
+    #: llmeco extra: the registry version served now (``"support:3"``) for a model served
+    #: from the registry; it changes when a followed alias moves (hot swap).
+    version: str | None = None
+    #: llmeco extra: what the model serves ("generate": chat/completions, "embed":
+    #: /v1/embeddings, "support": the support assistant, "classify": a trained classifier
+    #: for /v1/tasks/classify and /sentiment).
+    task: Literal["generate", "embed", "support", "classify"] = "generate"
+    #: llmeco extra, classifiers only: the labels it can produce.
+    labels: list[str] | None = None
 
 
 class ModelList(BaseModel):

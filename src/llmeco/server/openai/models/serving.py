@@ -1,4 +1,5 @@
-"""What ``/v1/models`` lists: each engine's model, then the embedding model."""
+"""What ``/v1/models`` lists: each engine's model, the embedding model, trained classifiers,
+then the support assistant's knowledge bases."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ class OpenAIServingModels:
                 created=e.model_info.created,
                 max_model_len=e.model_info.max_model_len,
                 root=e.model_info.source or None,
+                version=e.model_info.version or None,
             )
             for name, e in self.state.engines.items()
             if self.state.visible(name)
@@ -35,6 +37,18 @@ class OpenAIServingModels:
                     task="embed",
                 )
             )
+        cards += [
+            ModelCard(
+                id=name,
+                created=c.created,
+                max_model_len=c.max_length,
+                root=c.source or None,
+                task="classify",
+                labels=c.labels,
+            )
+            for name, c in self.state.classifiers.items()
+            if self.state.visible(name)
+        ]
         desk = self.state.support
         if desk is not None and self.state.engines:
             first = next(iter(self.state.engines.values())).model_info
@@ -55,7 +69,8 @@ class OpenAIServingModels:
         name = self.state.aliases.get(model, model)
         if self.state.embedder is not None and model in self.state.embedder_names():
             name = self.state.embedder.name
-        if name in self.state.engines or name in self.state.embedder_names():
+        served = (*self.state.engines, *self.state.embedder_names(), *self.state.classifiers)
+        if name in served:
             self.state.check_model(name)  # 403 for a model the key may not use
         for card in self.list().data:
             if card.id == name:
