@@ -176,7 +176,14 @@ def show(
     for f in v.files:
         out.print(f"  {f.sha256[:16]}…  {_size(f.size):>9}  {f.path}")
     if v.lineage:
-        keys = ("task", "origin", "data_manifest_sha256", "config_fingerprint", "code_version")
+        keys = (
+            "task",
+            "origin",
+            "data_manifest_sha256",
+            "data_sha256",
+            "config_fingerprint",
+            "code_version",
+        )
         out.print("lineage (training.json):")
         for k in keys:
             if k in v.lineage:

@@ -96,7 +96,11 @@ class ModelSpec(_Strict):
 class DataSpec(_Strict):
     """Where the training data is."""
 
-    dataset: Path = Field(description="A folder made by `llmeco data prepare`.")
+    dataset: Path = Field(
+        description="A folder made by `llmeco data prepare`, or one JSONL/CSV file (such as "
+        "`llmeco feedback export` writes) whose records all train; validation then comes "
+        "from data.validation only."
+    )
     validation: Path | None = Field(
         default=None,
         description="A held-out set used instead of the dataset's validation split: a JSONL/CSV "

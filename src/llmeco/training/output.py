@@ -51,11 +51,14 @@ def code_version() -> dict[str, Any]:
 
 
 def data_fingerprint(config: TrainConfig) -> dict[str, str | None]:
-    """sha256 of the dataset's manifest (and of the validation set, when separate)."""
-    manifest = Path(config.data.dataset) / "manifest.json"
-    out: dict[str, str | None] = {
-        "data_manifest_sha256": file_sha256(manifest) if manifest.is_file() else None
-    }
+    """sha256 of the dataset's manifest, or of the data file when the run trained on one
+    (``data_sha256``), and of the validation set when separate."""
+    dataset = Path(config.data.dataset)
+    if dataset.is_file():
+        out: dict[str, str | None] = {"data_sha256": file_sha256(dataset)}
+    else:
+        manifest = dataset / "manifest.json"
+        out = {"data_manifest_sha256": file_sha256(manifest) if manifest.is_file() else None}
     if config.data.validation is not None:
         path = Path(config.data.validation)
         target = path / "manifest.json" if path.is_dir() else path

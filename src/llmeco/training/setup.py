@@ -62,25 +62,40 @@ def _pad_id(tokenizer: Any) -> int:
     return int(tokenizer.pad_token_id)
 
 
+def _read_data_file(path: Path) -> list[Record]:
+    """A JSONL/CSV file's records, text normalised like ``prepare`` does (no dedup or
+    redaction: the file is taken as its author wrote it)."""
+    if not path.is_file():
+        raise ConfigError(f"{path} is neither a prepared dataset folder nor a data file")
+    records = []
+    for record in read_file(path):
+        if "text" in record:
+            record["text"] = normalize_text(record["text"])
+        records.append(record)
+    return records
+
+
 def load_split(config: TrainConfig, split: str) -> list[Record]:
     """Records of ``split``; ``validation`` comes from ``data.validation`` when it is set.
 
     A validation *file* is read with the dataset readers and normalised like ``prepare``
     does (no dedup or redaction: it is someone's fixed held-out set); a validation *folder*
     is a prepared dataset whose records of both splits are used.
+
+    ``data.dataset`` may itself be a file (``llmeco feedback export`` writes one): all its
+    records train, and the only validation set is ``data.validation`` (none without it).
     """
     if split == "validation" and config.data.validation is not None:
         path = Path(config.data.validation)
         if path.is_dir():
             read_manifest(path)
             return load_records(path, "train") + load_records(path, "validation")
-        records = []
-        for record in read_file(path):
-            if "text" in record:
-                record["text"] = normalize_text(record["text"])
-            records.append(record)
-        return records
-    records = load_records(config.data.dataset, split)
+        return _read_data_file(path)
+    dataset = Path(config.data.dataset)
+    if dataset.is_dir():
+        records = load_records(dataset, split)
+    else:
+        records = _read_data_file(dataset) if split == "train" else []
     if config.data.max_records is not None and split == "train":
         records = records[: config.data.max_records]
     return records

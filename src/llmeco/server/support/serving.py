@@ -79,6 +79,10 @@ async def support_chat(
         )
     )
     rid = f"chatcmpl-{ctx.request_id}"
+    # The log keeps what the user wrote, not the retrieval query (which may prepend the
+    # previous question to a short follow-up): it is the session's history and, through
+    # feedback, training data.
+    said = next((m["content"] for m in reversed(messages) if m["role"] == "user"), turn.query)
     extra: dict[str, Any] = {
         "session_id": session,
         "citations": [c.to_dict() for c in turn.citations],
@@ -93,7 +97,7 @@ async def support_chat(
             )
         )
         await anyio.to_thread.run_sync(
-            desk.log.record_turn, session, kb_name, turn.query, HANDOFF_MESSAGE, rid
+            desk.log.record_turn, session, kb_name, said, HANDOFF_MESSAGE, rid
         )
         extra["handoff"] = {"id": handoff_id, "reason": turn.handoff_reason}
         if req.stream:
@@ -107,14 +111,14 @@ async def support_chat(
     ctx.model = req.model
     if req.stream:
         return EventStream(
-            _events(call, turn, desk, kb_name, session, rid, req, created, extra),
+            _events(call, turn, desk, kb_name, session, said, rid, req, created, extra),
             call.generation.close,
             headers=headers,
         )
     text = await call.text(request)
     text += attribution_suffix(text, turn.citations)
     gen = call.generation
-    await anyio.to_thread.run_sync(desk.log.record_turn, session, kb_name, turn.query, text, rid)
+    await anyio.to_thread.run_sync(desk.log.record_turn, session, kb_name, said, text, rid)
     finish = "stop"
     return _json(
         rid,
@@ -202,6 +206,7 @@ async def _events(
     desk: SupportDesk,
     kb_name: str,
     session: str,
+    said: str,
     rid: str,
     req: ChatCompletionRequest,
     created: int,
@@ -227,9 +232,7 @@ async def _events(
             final = usage(gen.prompt_tokens, gen.completion_tokens).model_dump()
             yield sse({**_chunk(rid, model, created, {}, None), "choices": [], "usage": final})
         answer = "".join(parts)
-        await anyio.to_thread.run_sync(
-            desk.log.record_turn, session, kb_name, turn.query, answer, rid
-        )
+        await anyio.to_thread.run_sync(desk.log.record_turn, session, kb_name, said, answer, rid)
     except Exception as exc:  # after the 200 went out, errors travel as an SSE event
         yield sse(describe(exc)[1])
     yield DONE
