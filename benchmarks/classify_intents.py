@@ -3,14 +3,22 @@
 Fine-tunes a classification head plus LoRA adapters on the packaged SmolLM2-135M with
 `llmeco train classify`, evaluating on the held-out phrasings after every epoch, then loads
 the result with `load_classifier` and scores the held-out file again through `predict`
-(the inference path later task endpoints use). Prints one JSON object.
+(the inference path the task endpoints use). Prints one JSON object.
+
+With ``--served`` it also serves the trained classifier next to the chat model (``--chat``,
+default the packaged SmolLM2) in the real app, in process, and sends every held-out line to
+``POST /v1/tasks/classify`` twice: ``model: <classifier>`` (the trained head) and the chat
+model prompted with the same labels (constrained decoding). ``--model-dir`` skips training
+and uses a classifier trained before.
 
     python benchmarks/classify_intents.py --set intents --epochs 3 --out runs/bench-intents
+    python benchmarks/classify_intents.py --served --model-dir runs/bench-intents/model
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import shutil
@@ -41,11 +49,35 @@ def main() -> None:
     parser.add_argument("--lora-r", type=int, default=16, help="0 = frozen base, head only")
     parser.add_argument("--precision", default="bf16", choices=["fp32", "bf16", "auto"])
     parser.add_argument("--out", type=Path, default=Path("runs/bench-classify"))
+    parser.add_argument(
+        "--served",
+        action="store_true",
+        help="Also score the held-out set through /v1/tasks/classify: classifier vs chat model.",
+    )
+    parser.add_argument("--chat", default="default", help="Chat model prompted with --served.")
+    parser.add_argument(
+        "--model-dir", type=Path, default=None, help="A trained classifier: skip training."
+    )
     args = parser.parse_args()
+    heldout = EXAMPLES / "heldout" / f"{args.which}.jsonl"
+    rows = [json.loads(line) for line in heldout.read_text().splitlines() if line]
+    result: dict[str, Any] = (
+        {"benchmark": "classify", "set": args.which, "model_dir": str(args.model_dir)}
+        if args.model_dir is not None
+        else train_and_score(args, heldout, rows)
+    )
+    if args.served:
+        model_dir = args.model_dir or args.out / "model"
+        result["served"] = asyncio.run(served(model_dir, args.chat, rows))
+    print(json.dumps(result, indent=2))
 
+
+def train_and_score(
+    args: argparse.Namespace, heldout: Path, rows: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Train the classifier, then score the held-out rows with ``predict``."""
     shutil.rmtree(args.out, ignore_errors=True)
     dataset = args.out / "dataset"
-    heldout = EXAMPLES / "heldout" / f"{args.which}.jsonl"
     prepare_dataset(
         [EXAMPLES / "classify" / f"{args.which}.jsonl"],
         dataset,
@@ -73,7 +105,6 @@ def main() -> None:
     train_seconds = time.perf_counter() - started
 
     classifier = load_classifier(args.out / "model")
-    rows = [json.loads(line) for line in heldout.read_text().splitlines() if line]
     predictions = classifier.predict([r["text"] for r in rows])
     correct = sum(p.label == r["label"] for p, r in zip(predictions, rows, strict=True))
     per_epoch = [
@@ -81,7 +112,7 @@ def main() -> None:
         for e in read_log(args.out / "model")
         if "eval_accuracy" in e
     ]
-    result: dict[str, Any] = {
+    return {
         "benchmark": "classify",
         "set": args.which,
         "base": args.base,
@@ -99,7 +130,46 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "threads": torch.get_num_threads(),
     }
-    print(json.dumps(result, indent=2))
+
+
+async def served(model_dir: Path, chat: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Held-out accuracy through ``/v1/tasks/classify``: the served classifier (by name) and
+    the prompted chat model given the classifier's labels; the same rows, the same app."""
+    import httpx
+
+    from llmeco.apps.classifier import load_served_classifier
+    from llmeco.engine.async_engine import AsyncEngine
+    from llmeco.server import build_app
+
+    settings = Settings()
+    classifier = load_served_classifier("intents", str(model_dir), settings)
+    engine = AsyncEngine.from_ref(chat, settings)
+    app = build_app(settings, {engine.model_info.name: engine}, classifiers={"intents": classifier})
+    labels = classifier.labels
+    out: dict[str, Any] = {"heldout_examples": len(rows), "labels": labels}
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://t", timeout=3600) as c:
+
+            async def label(body: dict[str, Any]) -> str:
+                r = await c.post("/v1/tasks/classify", json=body)
+                r.raise_for_status()
+                return str(r.json()["label"])
+
+            for key, extra in (
+                ("classifier", {"model": "intents"}),
+                ("prompted", {"model": engine.model_info.name, "labels": labels}),
+            ):
+                started = time.perf_counter()
+                got = await asyncio.gather(*(label({"text": r["text"], **extra}) for r in rows))
+                hits = sum(g == r["label"] for g, r in zip(got, rows, strict=True))
+                out[f"{key}_accuracy"] = round(hits / len(rows), 4)
+                out[f"{key}_seconds"] = round(time.perf_counter() - started, 1)
+        out["chat_model"] = chat
+    finally:
+        await engine.shutdown(timeout=1)
+        classifier.close()
+    return out
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from llmeco.errors import ConfigError, InvalidRequest
+from llmeco.settings import Settings
 from llmeco.training.objectives import Autocast
 
 #: A classification example: token ids and the label's index.
@@ -199,6 +200,10 @@ class Classifier:
         self.labels = [str(config.id2label[i]) for i in range(config.num_labels)]
         self.pad_id = int(config.pad_token_id)
 
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        """Tokens the classifier reads of each text (after truncation to ``max_length``)."""
+        return [len(encode_text(self.tokenizer, t, self.max_length)) for t in texts]
+
     @torch.no_grad()
     def predict(self, texts: Sequence[str], batch_size: int = 32) -> list[Prediction]:
         """Label each text; probabilities come from a softmax over the head's logits.
@@ -224,8 +229,12 @@ class Classifier:
         return out
 
 
-def load_classifier(directory: Path | str, device: str = "cpu") -> Classifier:
-    """Load a classifier written by ``llmeco train classify`` (its output directory).
+def load_classifier(
+    directory: Path | str, device: str = "cpu", settings: Settings | None = None
+) -> Classifier:
+    """Load a classifier written by ``llmeco train classify``: its output directory, or any
+    reference :func:`llmeco.modeling.load.resolve_model` takes (a registry ``NAME@alias`` /
+    ``NAME:N`` is checked out of ``settings``' registry, sha256-verified).
 
     Raises:
         NotFound / UnsafeFile / ConfigError: as :func:`llmeco.modeling.load.resolve_model`
@@ -235,15 +244,14 @@ def load_classifier(directory: Path | str, device: str = "cpu") -> Classifier:
     from transformers import AutoModelForSequenceClassification
 
     from llmeco.modeling.load import load_config, load_tokenizer, resolve_model
-    from llmeco.settings import Settings
 
-    path = resolve_model(str(directory), Settings()).path
+    path = resolve_model(str(directory), settings or Settings()).path
     config = load_config(path)
     architectures = getattr(config, "architectures", None) or []
     if not any(a.endswith("ForSequenceClassification") for a in architectures):
         raise ConfigError(f"{path} is not a classifier (architectures: {architectures})")
     model = AutoModelForSequenceClassification.from_pretrained(
-        str(path), local_files_only=True, dtype=torch.float32
+        str(path), local_files_only=True, dtype=torch.float32, use_safetensors=True
     ).to(device)
     tokenizer = load_tokenizer(path)
     max_length = int(min(getattr(tokenizer, "model_max_length", 512) or 512, 4096))

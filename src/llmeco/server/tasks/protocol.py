@@ -1,7 +1,10 @@
 """Request and response schemas of the task endpoints (``/v1/tasks/...``).
 
 Like the OpenAI routes, requests forbid unknown fields, so a misspelt option is a 400 naming it.
-``model`` may be left out: the server's first (default) model answers.
+``model`` may be left out: the server's first (default) model answers. On classify and
+sentiment, ``model`` may also name a trained classifier (``llmeco serve --classifier
+NAME=REF``, listed by ``/v1/models`` with ``task: "classify"``): it answers instead of a
+prompted chat model, with every label's probability in ``scores``.
 """
 
 from __future__ import annotations
@@ -80,15 +83,34 @@ class CorrectResponse(TaskResponse):
     changed: bool
 
 
+CLASSIFIER_MODEL = (
+    "A served chat model (prompted; default: the first one), or the name of a trained "
+    "classifier served with `llmeco serve --classifier NAME=REF`."
+)
+
+
 class ClassifyRequest(TaskRequest):
     """Pick one of ``labels`` for ``text``."""
 
-    labels: list[str] = Field(min_length=2, max_length=50)
-    instructions: str | None = Field(default=None, max_length=2000)
+    model: str | None = Field(default=None, description=CLASSIFIER_MODEL)
+    labels: list[str] | None = Field(
+        default=None,
+        min_length=2,
+        max_length=50,
+        description="The labels to choose from. Required for a chat model. For a trained "
+        "classifier: optional, default all of its labels; a subset restricts the answer to it "
+        "(probabilities renormalised over it), and a label the classifier does not have is a "
+        "400.",
+    )
+    instructions: str | None = Field(
+        default=None, max_length=2000, description="Extra guidance for a chat model (prompt)."
+    )
 
     @field_validator("labels")
     @classmethod
-    def _distinct(cls, labels: list[str]) -> list[str]:
+    def _distinct(cls, labels: list[str] | None) -> list[str] | None:
+        if labels is None:
+            return None
         cleaned = [label.strip() for label in labels]
         if any(not label or len(label) > 100 for label in cleaned):
             raise ValueError("each label must have 1 to 100 characters")
@@ -101,10 +123,17 @@ class LabelResponse(TaskResponse):
     """The chosen label."""
 
     label: str
+    scores: dict[str, float] | None = Field(
+        default=None,
+        description="Trained classifier only: the probability of each label (of the request's "
+        "labels when it gave some), summing to 1; null when a chat model answered.",
+    )
 
 
 class SentimentRequest(TaskRequest):
     """The sentiment of ``text``."""
+
+    model: str | None = Field(default=None, description=CLASSIFIER_MODEL)
 
 
 class ModerateRequest(TaskRequest):
