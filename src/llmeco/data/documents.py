@@ -1,41 +1,19 @@
-"""Readers for document formats: docx (stdlib zip + XML), pdf (``pypdf``) and parquet
-(``pyarrow`` when it is installed; it is not a dependency of llmeco, being ~40 MB).
+"""Readers for document formats: HTML (stdlib parser), docx (``python-docx``), pdf
+(``pypdf``) and parquet (``pyarrow``).
 
-Each returns the document's text; :mod:`llmeco.data.readers` splits it into paragraphs.
+HTML and docx come out as Markdown-style text (headings as ``#`` lines, blank lines between
+blocks), the shape both data preparation (:mod:`llmeco.data.readers`) and knowledge bases
+(:mod:`llmeco.rag.parse`) read; a PDF gives its text layer.
 """
 
 from __future__ import annotations
 
-import zipfile
+import re
+from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
-from xml.etree import ElementTree
+from typing import Any, ClassVar
 
 from llmeco.errors import ConfigError
-
-_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
-
-
-def docx_text(path: Path) -> str:
-    """Paragraph texts of a .docx, separated by blank lines (tables included, images not)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            xml = archive.read("word/document.xml")
-    except (zipfile.BadZipFile, KeyError) as exc:
-        raise ConfigError(f"{path}: not a valid .docx file ({exc})") from exc
-    root = ElementTree.fromstring(xml)
-    paragraphs = []
-    for para in root.iter(f"{_W}p"):
-        parts = []
-        for node in para.iter():
-            if node.tag == f"{_W}t" and node.text:
-                parts.append(node.text)
-            elif node.tag in (f"{_W}tab",):
-                parts.append("\t")
-            elif node.tag in (f"{_W}br", f"{_W}cr"):
-                parts.append("\n")
-        paragraphs.append("".join(parts))
-    return "\n\n".join(p for p in paragraphs if p.strip())
 
 
 def pdf_text(path: Path) -> str:
@@ -72,3 +50,112 @@ def parquet_rows(path: Path) -> list[dict[str, Any]]:
     except Exception as exc:  # pyarrow raises its own ArrowInvalid family
         raise ConfigError(f"{path}: cannot read parquet ({exc})") from exc
     return rows
+
+
+class _HtmlToMarkdown(HTMLParser):
+    """Visible text; ``<hN>`` become ``#``-headings, block elements paragraph breaks."""
+
+    _SKIP: ClassVar[set[str]] = {"script", "style", "noscript", "template", "head", "nav", "footer"}
+    _BLOCK: ClassVar[set[str]] = {
+        "p",
+        "div",
+        "br",
+        "li",
+        "tr",
+        "section",
+        "article",
+        "pre",
+        "blockquote",
+        "table",
+        "ul",
+        "ol",
+        "hr",
+        "dt",
+        "dd",
+    }
+    _HEADINGS: ClassVar[dict[str, int]] = {f"h{i}": i for i in range(1, 7)}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skipping = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._SKIP:
+            self._skipping += 1
+        elif tag in self._HEADINGS:
+            self.parts.append("\n\n" + "#" * self._HEADINGS[tag] + " ")
+        elif tag in self._BLOCK:
+            self.parts.append("\n\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._SKIP:
+            self._skipping = max(0, self._skipping - 1)
+        elif tag in self._HEADINGS or tag in self._BLOCK:
+            self.parts.append("\n\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skipping:
+            self.parts.append(re.sub(r"\s+", " ", data))
+
+
+def html_markdown(html: str) -> str:
+    """Visible text of an HTML page with headings as ``#`` lines and tidy paragraph breaks."""
+    parser = _HtmlToMarkdown()
+    parser.feed(html)
+    parser.close()
+    return _tidy("".join(parser.parts))
+
+
+def docx_markdown(path: Path) -> str:
+    """Paragraphs and tables of a .docx; "Title"/"Heading N" styles become ``#`` headings."""
+    import docx
+    from docx.opc.exceptions import PackageNotFoundError
+    from docx.table import Table
+
+    try:
+        document = docx.Document(str(path))
+    except (PackageNotFoundError, KeyError, ValueError) as exc:
+        raise ConfigError(f"{path}: not a valid .docx file ({exc})") from exc
+    except Exception as exc:  # zipfile/lxml errors from a corrupt file
+        raise ConfigError(f"{path}: not a valid .docx file ({exc})") from exc
+    blocks: list[str] = []
+    for item in document.iter_inner_content():
+        if isinstance(item, Table):
+            for row in item.rows:
+                cells = [" ".join(c.text.split()) for c in row.cells]
+                if any(cells):
+                    blocks.append(" | ".join(cells))
+            continue
+        text = " ".join(item.text.split())
+        if not text:
+            continue
+        style = (item.style.name if item.style is not None else "") or ""
+        level = _heading_level(style)
+        blocks.append("#" * level + " " + text if level else text)
+    return "\n\n".join(blocks)
+
+
+def _heading_level(style: str) -> int:
+    if style == "Title":
+        return 1
+    if style.startswith("Heading "):
+        tail = style.removeprefix("Heading ").strip()
+        if tail.isdigit():
+            return min(6, max(1, int(tail)))
+    return 0
+
+
+def _tidy(text: str) -> str:
+    lines = [line.strip() for line in text.split("\n")]
+    blocks: list[str] = []
+    current: list[str] = []
+    for line in lines:
+        if line:
+            current.append(re.sub(r"\s+", " ", line))
+        elif current:
+            blocks.append(" ".join(current))
+            current = []
+    if current:
+        blocks.append(" ".join(current))
+    return "\n\n".join(b for b in blocks if b.strip("# "))

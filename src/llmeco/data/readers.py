@@ -17,9 +17,8 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterable, Iterator
-from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from llmeco.data import documents
 from llmeco.errors import ConfigError, NotFound
@@ -82,7 +81,7 @@ def read_file(path: Path) -> list[Record]:
     if suffix == ".pdf":
         return [_text(p, path) for p in split_paragraphs(documents.pdf_text(path))]
     if suffix == ".docx":
-        return [_text(p, path) for p in split_paragraphs(documents.docx_text(path))]
+        return [_text(p, path) for p in split_paragraphs(documents.docx_markdown(path))]
     if suffix == ".parquet":
         return _records(documents.parquet_rows(path), path, first_row=1)
     try:
@@ -92,7 +91,7 @@ def read_file(path: Path) -> list[Record]:
     if suffix in TEXT_SUFFIXES:
         return [_text(p, path) for p in split_paragraphs(raw)]
     if suffix in HTML_SUFFIXES:
-        return [_text(p, path) for p in split_paragraphs(html_to_text(raw))]
+        return [_text(p, path) for p in split_paragraphs(documents.html_markdown(raw))]
     if suffix == ".jsonl":
         return list(_read_jsonl(raw, path))
     return list(_read_csv(raw, path))
@@ -102,62 +101,6 @@ def split_paragraphs(text: str) -> list[str]:
     """Blank-line separated blocks: the unit we clean, dedupe and split."""
     blocks = [b.strip() for b in text.replace("\r\n", "\n").split("\n\n")]
     return [b for b in blocks if b]
-
-
-class _TextExtractor(HTMLParser):
-    """Collects visible text; block elements become paragraph breaks."""
-
-    _SKIP: ClassVar[set[str]] = {"script", "style", "noscript", "template", "head", "nav", "footer"}
-    _BLOCK: ClassVar[set[str]] = {
-        "p",
-        "div",
-        "br",
-        "li",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "tr",
-        "section",
-        "article",
-        "pre",
-        "blockquote",
-        "table",
-        "ul",
-        "ol",
-        "hr",
-    }
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skipping = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self._SKIP:
-            self._skipping += 1
-        elif tag in self._BLOCK:
-            self.parts.append("\n\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self._SKIP:
-            self._skipping = max(0, self._skipping - 1)
-        elif tag in self._BLOCK:
-            self.parts.append("\n\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._skipping:
-            self.parts.append(data.replace("\n", " "))
-
-
-def html_to_text(html: str) -> str:
-    """Visible text of an HTML document (scripts, styles, nav and footer dropped)."""
-    parser = _TextExtractor()
-    parser.feed(html)
-    parser.close()
-    return "".join(parser.parts)
 
 
 def _text(text: str, path: Path) -> Record:

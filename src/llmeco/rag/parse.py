@@ -9,13 +9,11 @@ file, so one bad file in a folder of hundreds is easy to find and the others sti
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from pathlib import Path
-from typing import ClassVar
 
+from llmeco.data.documents import docx_markdown, html_markdown
 from llmeco.errors import ConfigError, NotFound
 
 MARKDOWN_SUFFIXES = {".md", ".markdown"}
@@ -96,112 +94,3 @@ def read_document(path: Path, name: str | None = None) -> ParsedFile:
     if not text.strip():
         raise ConfigError(f"{path}: no text to index (empty, or a scanned PDF without text)")
     return ParsedFile(name=name or path.name, source=str(path), text=text, content_hash=digest)
-
-
-class _HtmlToMarkdown(HTMLParser):
-    """Visible text; ``<hN>`` become ``#``-headings, block elements paragraph breaks."""
-
-    _SKIP: ClassVar[set[str]] = {"script", "style", "noscript", "template", "head", "nav", "footer"}
-    _BLOCK: ClassVar[set[str]] = {
-        "p",
-        "div",
-        "br",
-        "li",
-        "tr",
-        "section",
-        "article",
-        "pre",
-        "blockquote",
-        "table",
-        "ul",
-        "ol",
-        "hr",
-        "dt",
-        "dd",
-    }
-    _HEADINGS: ClassVar[dict[str, int]] = {f"h{i}": i for i in range(1, 7)}
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skipping = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self._SKIP:
-            self._skipping += 1
-        elif tag in self._HEADINGS:
-            self.parts.append("\n\n" + "#" * self._HEADINGS[tag] + " ")
-        elif tag in self._BLOCK:
-            self.parts.append("\n\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self._SKIP:
-            self._skipping = max(0, self._skipping - 1)
-        elif tag in self._HEADINGS or tag in self._BLOCK:
-            self.parts.append("\n\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._skipping:
-            self.parts.append(re.sub(r"\s+", " ", data))
-
-
-def html_markdown(html: str) -> str:
-    """Visible text of an HTML page with headings as ``#`` lines and tidy paragraph breaks."""
-    parser = _HtmlToMarkdown()
-    parser.feed(html)
-    parser.close()
-    return _tidy("".join(parser.parts))
-
-
-def docx_markdown(path: Path) -> str:
-    """Paragraphs and tables of a .docx; "Title"/"Heading N" styles become ``#`` headings."""
-    import docx
-    from docx.opc.exceptions import PackageNotFoundError
-    from docx.table import Table
-
-    try:
-        document = docx.Document(str(path))
-    except (PackageNotFoundError, KeyError, ValueError) as exc:
-        raise ConfigError(f"{path}: not a valid .docx file ({exc})") from exc
-    except Exception as exc:  # zipfile/lxml errors from a corrupt file
-        raise ConfigError(f"{path}: not a valid .docx file ({exc})") from exc
-    blocks: list[str] = []
-    for item in document.iter_inner_content():
-        if isinstance(item, Table):
-            for row in item.rows:
-                cells = [" ".join(c.text.split()) for c in row.cells]
-                if any(cells):
-                    blocks.append(" | ".join(cells))
-            continue
-        text = " ".join(item.text.split())
-        if not text:
-            continue
-        style = (item.style.name if item.style is not None else "") or ""
-        level = _heading_level(style)
-        blocks.append("#" * level + " " + text if level else text)
-    return "\n\n".join(blocks)
-
-
-def _heading_level(style: str) -> int:
-    if style == "Title":
-        return 1
-    if style.startswith("Heading "):
-        tail = style.removeprefix("Heading ").strip()
-        if tail.isdigit():
-            return min(6, max(1, int(tail)))
-    return 0
-
-
-def _tidy(text: str) -> str:
-    lines = [line.strip() for line in text.split("\n")]
-    blocks: list[str] = []
-    current: list[str] = []
-    for line in lines:
-        if line:
-            current.append(re.sub(r"\s+", " ", line))
-        elif current:
-            blocks.append(" ".join(current))
-            current = []
-    if current:
-        blocks.append(" ".join(current))
-    return "\n\n".join(b for b in blocks if b.strip("# "))

@@ -9,7 +9,8 @@ import pytest
 
 from llmeco.data.clean import normalize_text, quality_problem, redact_pii
 from llmeco.data.dedup import NearDuplicateFilter, content_hash
-from llmeco.data.readers import expand_inputs, html_to_text, read_file
+from llmeco.data.documents import html_markdown
+from llmeco.data.readers import expand_inputs, read_file
 from llmeco.data.split import is_validation
 from llmeco.errors import ConfigError, NotFound
 
@@ -29,7 +30,7 @@ def test_html_keeps_visible_text_only() -> None:
         "<html><head><style>p{}</style><script>var x=1;</script></head><body><nav>Menu</nav>"
         "<h1>Hello &amp; welcome</h1><p>Some <b>bold</b> text.</p></body></html>"
     )
-    text = html_to_text(html)
+    text = html_markdown(html)
     assert "Hello & welcome" in text and "Some bold text." in text
     assert "var x" not in text and "Menu" not in text and "p{}" not in text
 
@@ -139,19 +140,18 @@ def _minimal_pdf(text: str) -> bytes:
 
 
 def test_pdf_docx_and_parquet(tmp_path: Path) -> None:
-    import zipfile
-
     pdf = tmp_path / "a.pdf"
     pdf.write_bytes(_minimal_pdf("Electric bicycles need care."))
     assert [r["text"] for r in read_file(pdf)] == ["Electric bicycles need care."]
 
-    w = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
-    body = "".join(f"<w:p><w:r><w:t>{t}</w:t></w:r></w:p>" for t in ["First.", "Second."])
-    with zipfile.ZipFile(tmp_path / "b.docx", "w") as archive:
-        archive.writestr(
-            "word/document.xml", f'<w:document xmlns:w="{w}"><w:body>{body}</w:body></w:document>'
-        )
-    assert [r["text"] for r in read_file(tmp_path / "b.docx")] == ["First.", "Second."]
+    import docx
+
+    document = docx.Document()
+    document.add_heading("Care", level=1)
+    document.add_paragraph("First.")
+    document.add_paragraph("Second.")
+    document.save(str(tmp_path / "b.docx"))
+    assert [r["text"] for r in read_file(tmp_path / "b.docx")] == ["# Care", "First.", "Second."]
 
     parquet = tmp_path / "c.parquet"
     parquet.write_bytes(b"PAR1")
