@@ -205,7 +205,12 @@ def peer_main(args: argparse.Namespace) -> None:
 
 async def engine_main(args: argparse.Namespace) -> list[dict[str, Any]]:
     """llmeco at each concurrency; the engine thread does all of the torch work."""
-    settings = Settings(dtype=args.dtype, max_num_seqs=max(args.concurrency), kv_cache_tokens=65536)
+    settings = Settings(
+        dtype="bfloat16" if args.quantization == "int8" else args.dtype,
+        quantization=args.quantization,
+        max_num_seqs=max(args.concurrency),
+        kv_cache_tokens=65536,
+    )
     engine = AsyncEngine.from_ref(args.model, settings)
     await run_engine(engine, prompts(2), [8, 8], 2)  # warm-up
     results = []
@@ -228,6 +233,12 @@ def main() -> None:
     ap.add_argument("--output-len", type=int, default=64)
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     ap.add_argument(
+        "--quantization",
+        default="none",
+        choices=["none", "int8"],
+        help="llmeco only: int8 weight-only (bfloat16 activations); the peer keeps --dtype",
+    )
+    ap.add_argument(
         "--spread",
         action="store_true",
         help="vary output lengths per request (out/4..2*out) as real traffic does",
@@ -247,6 +258,7 @@ def main() -> None:
     meta = {
         "model": args.model,
         "dtype": args.dtype,
+        "quantization": args.quantization,
         "threads": torch.get_num_threads(),
         "output_len": args.output_len,
         "spread": args.spread,

@@ -99,6 +99,10 @@ class AsyncEngine:
             model = model.to_empty(device=device).to(dtype)
             model.load_hf_state_dict(load_state_dict(source.path, device, dtype))
             model.eval()
+            if settings.quantization == "int8":
+                from llmeco.modeling.quant import quantize_int8
+
+                quantize_int8(model)
             tokenizer = load_tokenizer(source.path)
             eos = eos_token_ids(source.path, tokenizer)
             return _build_core(

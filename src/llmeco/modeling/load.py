@@ -223,9 +223,12 @@ _DTYPES: dict[str, torch.dtype] = {
 
 def select_dtype(settings: Settings, device: torch.device) -> torch.dtype:
     """Weight dtype: ``auto`` is bfloat16 on CUDA (float16 where bf16 is unsupported) and
-    float32 on CPU, where half precision is slower and less accurate."""
+    float32 on CPU, where half precision is slower and less accurate — except with int8
+    quantization, whose CPU kernel takes bfloat16 activations."""
     if settings.dtype != "auto":
         return _DTYPES[settings.dtype]
+    if settings.quantization == "int8" and device.type == "cpu":
+        return torch.bfloat16
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.float32
