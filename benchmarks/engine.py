@@ -29,6 +29,7 @@ from transformers import AutoModelForCausalLM, LogitsProcessor, LogitsProcessorL
 from llmeco.engine.async_engine import AsyncEngine
 from llmeco.engine.request import ChatPrompt, SamplingParams
 from llmeco.modeling.load import load_tokenizer, resolve_model
+from llmeco.modeling.quant import quantize_int8
 from llmeco.settings import Settings
 
 TOPICS = [
@@ -191,7 +192,11 @@ def merge(parts: list[dict[str, Any]], c: int) -> dict[str, Any]:
 def peer_main(args: argparse.Namespace) -> None:
     """The peer in its own process, so neither side's torch threads disturb the other's."""
     source = resolve_model(args.model, Settings())
-    model = AutoModelForCausalLM.from_pretrained(source.path, dtype=getattr(torch, args.dtype))
+    if args.peer_quantization == "int8":  # the same int8 weights and kernel as llmeco's
+        model = AutoModelForCausalLM.from_pretrained(source.path, dtype=torch.bfloat16)
+        quantize_int8(model)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(source.path, dtype=getattr(torch, args.dtype))
     model.eval()
     tok = load_tokenizer(source.path)
     run_hf(model, tok, prompts(2), [8, 8])  # warm-up
@@ -236,7 +241,14 @@ def main() -> None:
         "--quantization",
         default="none",
         choices=["none", "int8"],
-        help="llmeco only: int8 weight-only (bfloat16 activations); the peer keeps --dtype",
+        help="llmeco: int8 weight-only (bfloat16 activations)",
+    )
+    ap.add_argument(
+        "--peer-quantization",
+        default="none",
+        choices=["none", "int8"],
+        help="HF generate: int8 runs it with llmeco's int8 layers (same weights and kernel); "
+        "none runs it at --dtype",
     )
     ap.add_argument(
         "--spread",
@@ -259,6 +271,7 @@ def main() -> None:
         "model": args.model,
         "dtype": args.dtype,
         "quantization": args.quantization,
+        "peer_quantization": args.peer_quantization,
         "threads": torch.get_num_threads(),
         "output_len": args.output_len,
         "spread": args.spread,
@@ -277,6 +290,8 @@ def main() -> None:
         args.model,
         "--dtype",
         args.dtype,
+        "--peer-quantization",
+        args.peer_quantization,
         "--output-len",
         str(args.output_len),
         *(["--spread"] if args.spread else []),

@@ -228,6 +228,12 @@ def main() -> None:
     p.add_argument("--output-len", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--llmeco-model", default="default")
+    p.add_argument(
+        "--llmeco-quantization",
+        default="none",
+        choices=["none", "int8"],
+        help="LLMECO_QUANTIZATION for the launched llmeco (int8: weight-only, bf16 activations)",
+    )
     p.add_argument("--gguf", type=Path, help="GGUF for llama.cpp (default: the packaged one)")
     p.add_argument("--llamacpp-python", default=sys.executable, help="python with llama_cpp")
     p.add_argument("--llamacpp-ctx", type=int, default=4096)
@@ -257,13 +263,17 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}"
         cmd, model = server_command(target, args, port)
         env = {**os.environ}
+        if target == "llmeco":
+            env["LLMECO_QUANTIZATION"] = args.llmeco_quantization
         try:
             with launch(cmd, url, env) as startup:
                 for c in args.concurrency:
                     res = asyncio.run(
                         run_load(url, model, extra_body(target, args), prompts, c, args.output_len)
                     )
-                    record({"system": target, "startup_s": round(startup, 2), **common, **res})
+                    quant = {"quantization": args.llmeco_quantization} if target == "llmeco" else {}
+                    row = {"system": target, "startup_s": round(startup, 2), **quant}
+                    record({**row, **common, **res})
         except (RuntimeError, FileNotFoundError) as exc:
             record({"system": target, "skipped": str(exc)})
     by = {(r["system"], r.get("concurrency")): r for r in rows if "output_tokens_per_s" in r}
