@@ -11,7 +11,19 @@ as an OpenAI client would. Prints JSON:
 * ``handoff_rate_unanswerable`` — share of unanswerable questions handed off;
 * ``handoff_rate_answerable`` — answerable questions wrongly handed off.
 
+``--details PATH`` writes one JSON line per question (answer, citations, outcome: ``cited``,
+``wrong_citation`` with ``retrieved`` saying whether any passage held the answer, ``handoff``,
+``answered``). ``--set calibration`` runs the calibration sets instead of the evaluation sets.
+
+``--calibrate`` runs no model: it computes the hand-off signals (best question–sentence
+similarity, per-word coverage) for the calibration sets and picks the thresholds
+(``MIN_SENTENCE_SIMILARITY``, ``MIN_TERM_COVERAGE``, ``MIN_WORD_SIMILARITY`` of
+``llmeco.apps.support``) that answer the most answerable calibration questions while handing
+off at least ``HANDOFF_TARGET`` (80%) of the unanswerable ones — preferring, among ties, more
+hand-offs, then lower thresholds; it prints them with the rates they give on both sets.
+
     LLMECO_HOME=.pytest_cache/d/llmeco-home .venv/bin/python benchmarks/support.py
+    LLMECO_HOME=.pytest_cache/d/llmeco-home .venv/bin/python benchmarks/support.py --calibrate
 """
 
 from __future__ import annotations
@@ -22,11 +34,14 @@ import json
 import re
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 
+from llmeco.apps import support
 from llmeco.apps.conversations import ConversationLog
 from llmeco.engine.async_engine import AsyncEngine
 from llmeco.governance.crypto import Cipher
@@ -39,6 +54,13 @@ from llmeco.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = ROOT / "examples" / "kb-questions"
+#: Share of unanswerable questions the assistant must hand off (the product target).
+HANDOFF_TARGET = 0.8
+#: Question sets: (answerable, unanswerable) file names under ``QUESTIONS``.
+SETS = {
+    "evaluation": ("handbook.jsonl", "unanswerable.jsonl"),
+    "calibration": ("calibration.jsonl", "calibration-unanswerable.jsonl"),
+}
 
 
 def load(name: str) -> list[dict[str, Any]]:
@@ -61,12 +83,102 @@ async def ask(c: httpx.AsyncClient, sem: asyncio.Semaphore, q: str, max_tokens: 
         return r.json()
 
 
+Signals = tuple[float, list[float]]
+
+
+def signals(
+    kb: support.Searcher, embedder: Embedder, questions: list[dict[str, Any]]
+) -> list[Signals]:
+    """The hand-off signals of each question: best sentence similarity, word similarities."""
+    out = []
+    for q in questions:
+        turn = support.plan_turn([{"role": "user", "content": q["query"]}], kb, embedder)
+        out.append((turn.sentence_similarity, turn.word_similarities))
+    return out
+
+
+def answered(sig: Signals, sentence: float, terms: float, word: float) -> bool:
+    """Whether the assistant answers (does not hand off) under these thresholds."""
+    return sig[0] >= sentence and support.coverage(sig[1], word) >= terms
+
+
+def rates(
+    a: Sequence[Signals], u: Sequence[Signals], t: tuple[float, float, float]
+) -> tuple[float, float]:
+    """(share of answerable answered, share of unanswerable handed off) under thresholds."""
+    kept = sum(answered(x, *t) for x in a) / len(a)
+    handed = sum(not answered(x, *t) for x in u) / len(u)
+    return kept, handed
+
+
+def calibrate(kb: support.Searcher, embedder: Embedder) -> dict[str, Any]:
+    """Pick the hand-off thresholds on the calibration sets (see the module docstring)."""
+    names = SETS["calibration"]
+    a, u = (signals(kb, embedder, load(n)) for n in names)
+    grid = [
+        (round(s, 2), round(c, 2), round(w, 2))
+        for s in np.arange(0.20, 0.70, 0.01)
+        for c in np.arange(0.0, 1.0001, 0.05)
+        for w in np.arange(0.50, 0.951, 0.05)
+    ]
+
+    def key(t: tuple[float, float, float]) -> tuple[bool, float, float, float]:
+        kept, handed = rates(a, u, t)
+        return (handed >= HANDOFF_TARGET, kept, handed, -sum(t))
+
+    best = max(grid, key=key)
+    ea, eu = (signals(kb, embedder, load(n)) for n in SETS["evaluation"])
+    kept, handed = rates(a, u, best)
+    ekept, ehanded = rates(ea, eu, best)
+    return {
+        "MIN_SENTENCE_SIMILARITY": best[0],
+        "MIN_TERM_COVERAGE": best[1],
+        "MIN_WORD_SIMILARITY": best[2],
+        "calibration": {"answered": round(kept, 3), "handoff_unanswerable": round(handed, 3)},
+        "evaluation": {"answered": round(ekept, 3), "handoff_unanswerable": round(ehanded, 3)},
+        "current": [
+            support.MIN_SENTENCE_SIMILARITY,
+            support.MIN_TERM_COVERAGE,
+            support.MIN_WORD_SIMILARITY,
+        ],
+    }
+
+
+def outcome(q: dict[str, Any], r: dict[str, Any]) -> dict[str, Any]:
+    """One answerable question's result: cited / wrong_citation / handoff."""
+    choice = r["choices"][0]
+    text = choice["message"]["content"]
+    expected = q["answer"].lower()
+    if choice["finish_reason"] == "handoff":
+        kind = "handoff"
+        marks: set[int] = set()
+    else:
+        marks = {int(m) for m in re.findall(r"\[(\d+)\]", text)}
+        texts = [c["text"].lower() for c in r["citations"] if c["index"] in marks]
+        kind = "cited" if any(expected in t for t in texts) else "wrong_citation"
+    holders = [c["index"] for c in r["citations"] if expected in c["text"].lower()]
+    return {
+        "id": q["id"],
+        "query": q["query"],
+        "expected": q["answer"],
+        "outcome": kind,
+        "answer": text,
+        "cited": sorted(marks),
+        "passages_with_answer": holders,
+        "retrieved": bool(holders),
+        "reason": (r.get("handoff") or {}).get("reason"),
+    }
+
+
 async def main() -> None:
-    """Run both sets and print the figures."""
+    """Run both sets and print the figures (or, with ``--calibrate``, the thresholds)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="default")
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--max-tokens", type=int, default=60)
+    ap.add_argument("--set", choices=sorted(SETS), default="evaluation")
+    ap.add_argument("--details", type=Path, help="write per-question outcomes (JSONL) here")
+    ap.add_argument("--calibrate", action="store_true", help="pick the hand-off thresholds")
     ap.add_argument("--dump", action="store_true", help="print each miss to stderr")
     args = ap.parse_args()
     settings = Settings()
@@ -74,10 +186,14 @@ async def main() -> None:
     embedder = Embedder()
     kb = open_or_create(store, "handbook", embedder)
     kb.add_file(ROOT / "examples" / "corpus" / "handbook.md")
+    if args.calibrate:
+        print(json.dumps(calibrate(kb, embedder)))
+        embedder.close()
+        return
     desk = SupportDesk(store, embedder, ConversationLog(store, Cipher.from_settings(settings)))
     engine = AsyncEngine.from_ref(args.model, settings)
     app = build_app(settings, {engine.model_info.name: engine}, embedder, support=desk)
-    answerable, unanswerable = load("handbook.jsonl"), load("unanswerable.jsonl")
+    answerable, unanswerable = (load(n) for n in SETS[args.set])
     sem = asyncio.Semaphore(args.concurrency)
     t0 = time.perf_counter()
     transport = httpx.ASGITransport(app=app)
@@ -85,44 +201,41 @@ async def main() -> None:
         a = await asyncio.gather(*(ask(c, sem, q["query"], args.max_tokens) for q in answerable))
         u = await asyncio.gather(*(ask(c, sem, q["query"], args.max_tokens) for q in unanswerable))
     wall = time.perf_counter() - t0
-    cited_ok = handed_a = 0
-    misses = []
-    for q, r in zip(answerable, a, strict=True):
-        choice = r["choices"][0]
-        if choice["finish_reason"] == "handoff":
-            handed_a += 1
-            continue
-        marks = {int(m) for m in re.findall(r"\[(\d+)\]", choice["message"]["content"])}
-        texts = [c["text"].lower() for c in r["citations"] if c["index"] in marks]
-        if any(q["answer"].lower() in t for t in texts):
-            cited_ok += 1
-        else:
-            misses.append(q["id"])
-            if args.dump:
-                print(
-                    json.dumps(
-                        {
-                            "id": q["id"],
-                            "q": q["query"],
-                            "expected": q["answer"],
-                            "got": choice["message"]["content"],
-                            "cited": sorted(marks),
-                        }
-                    ),
-                    file=sys.stderr,
-                )
-    handed_u = sum(r["choices"][0]["finish_reason"] == "handoff" for r in u)
+    details = [outcome(q, r) for q, r in zip(answerable, a, strict=True)]
+    for q, r in zip(unanswerable, u, strict=True):
+        handed = r["choices"][0]["finish_reason"] == "handoff"
+        details.append(
+            {
+                "id": q["id"],
+                "query": q["query"],
+                "outcome": "handoff" if handed else "answered",
+                "answer": r["choices"][0]["message"]["content"],
+                "reason": (r.get("handoff") or {}).get("reason"),
+            }
+        )
+    if args.details:
+        args.details.write_text("".join(json.dumps(d) + "\n" for d in details))
+    graded = details[: len(answerable)]
+    misses = [d for d in graded if d["outcome"] == "wrong_citation"]
+    if args.dump:
+        for d in misses:
+            print(json.dumps(d), file=sys.stderr)
+    count = {k: sum(d["outcome"] == k for d in graded) for k in ("cited", "handoff")}
+    handed_u = sum(d["outcome"] == "handoff" for d in details[len(answerable) :])
     print(
         json.dumps(
             {
                 "model": args.model,
+                "set": args.set,
                 "answerable": len(answerable),
                 "unanswerable": len(unanswerable),
-                "cited_answer_rate": round(cited_ok / len(answerable), 3),
+                "cited_answer_rate": round(count["cited"] / len(answerable), 3),
                 "handoff_rate_unanswerable": round(handed_u / len(unanswerable), 3),
-                "handoff_rate_answerable": round(handed_a / len(answerable), 3),
+                "handoff_rate_answerable": round(count["handoff"] / len(answerable), 3),
+                "wrong_citation_rate": round(len(misses) / len(answerable), 3),
+                "wrong_citation_answer_not_retrieved": sum(not d["retrieved"] for d in misses),
                 "wall_s": round(wall, 1),
-                "misses": misses[:20],
+                "misses": [d["id"] for d in misses][:20],
             }
         )
     )

@@ -72,6 +72,22 @@ def test_shipped_question_set_matches_the_handbook() -> None:
     assert len(headings) >= 20
 
 
+def test_calibration_set_matches_the_handbook_and_is_disjoint_from_evaluation() -> None:
+    """The support assistant's thresholds are chosen on these, so they must be sound and
+    share no question with the evaluation sets."""
+    answerable = load_questions(QUESTIONS / "calibration.jsonl")
+    unanswerable = load_questions(QUESTIONS / "calibration-unanswerable.jsonl")
+    assert len(answerable) >= 40 and all(q.relevant and q.answer for q in answerable)
+    assert len(unanswerable) >= 20 and all(not q.relevant for q in unanswerable)
+    handbook = Path("examples/corpus/handbook.md").read_text()
+    assert check_questions(answerable, {"handbook.md": handbook}) == []
+    evaluation = load_questions(QUESTIONS / "handbook.jsonl") + load_questions(
+        QUESTIONS / "unanswerable.jsonl"
+    )
+    seen = {q.query.lower() for q in evaluation}
+    assert not seen & {q.query.lower() for q in answerable + unanswerable}
+
+
 def test_check_questions_and_load_errors(tmp_path: Path) -> None:
     docs = {"d.md": "# T\n\n## A\n\nalpha beta\n\n## B\n\ngamma"}
     qs = [

@@ -7,6 +7,7 @@ and how (redacted, encrypted), and how feedback becomes training data.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from fake_engine import FakeEngine
 from server_helpers import assert_openai_error, sse_events
 
 from llmeco.apps.conversations import ConversationLog, messages_table
+from llmeco.apps.support import Grounder, ground, plan_turn
 from llmeco.governance.crypto import Cipher
 from llmeco.rag.embed import Embedder
 from llmeco.rag.kb import KnowledgeBase
@@ -80,8 +82,10 @@ async def test_answer_cites_the_passage_it_comes_from(
     body = r.json()
     content = body["choices"][0]["message"]["content"]
     assert body["choices"][0]["finish_reason"] == "stop"
-    assert content.startswith(fake.reply) and content.endswith("]")  # attributed: no marker given
-    cited = int(content.rsplit("[", 1)[1].rstrip("]"))
+    # attributed: no marker given, so the supporting passage's goes before the full stop
+    assert content.startswith(fake.reply[:-1] + " [") and content.endswith("].")
+    cited = int(content.rsplit("[", 1)[1][:-2])
+    assert cited == 1  # the passage closest to the question comes first
     passage = next(c for c in body["citations"] if c["index"] == cited)
     assert "five business days" in passage["text"] and passage["doc"] == "handbook.md"
     assert "Refunds" in passage["section"]
@@ -92,9 +96,54 @@ async def test_answer_cites_the_passage_it_comes_from(
 async def test_model_markers_are_kept_and_not_doubled(
     sclient: httpx.AsyncClient, fake: FakeEngine
 ) -> None:
-    fake.reply = "We open at nine [1]."
+    fake.reply = "We open at nine in the morning [1]."
     r = await sclient.post("/v1/chat/completions", json=ask("When does the Calder shop open?"))
-    assert r.json()["choices"][0]["message"]["content"] == "We open at nine [1]."
+    assert r.json()["choices"][0]["message"]["content"] == fake.reply
+
+
+async def test_wrong_marker_is_replaced_by_the_supporting_passage(
+    sclient: httpx.AsyncClient, fake: FakeEngine
+) -> None:
+    fake.reply = "Batteries are covered for two years or eight hundred charge cycles [3]."
+    body = (
+        await sclient.post("/v1/chat/completions", json=ask("How long are batteries covered?"))
+    ).json()
+    content = body["choices"][0]["message"]["content"]
+    marks = [int(m) for m in re.findall(r"\[(\d+)\]", content)]
+    assert len(marks) == 1 and content.startswith("Batteries are covered for two years")
+    passage = next(c for c in body["citations"] if c["index"] == marks[0])
+    assert "eight hundred charge cycles" in passage["text"]
+
+
+async def test_unsupported_sentences_are_dropped(
+    sclient: httpx.AsyncClient, fake: FakeEngine
+) -> None:
+    fake.reply = (
+        "Yes. Refunds are paid to the original card within five business days. "
+        "Our refunds also come with a free bicycle helmet and a voucher for the cinema."
+    )
+    body = (
+        await sclient.post("/v1/chat/completions", json=ask("How long do refunds take?"))
+    ).json()
+    content = body["choices"][0]["message"]["content"]
+    assert content == "Yes. Refunds are paid to the original card within five business days [1]."
+
+
+async def test_unsupported_answer_becomes_a_cited_quote(
+    sclient: httpx.AsyncClient, fake: FakeEngine
+) -> None:
+    fake.reply = "I am a helpful assistant and I love talking about the weather on Mars."
+    question = ask("How long do refunds take?")
+    body = (await sclient.post("/v1/chat/completions", json=question)).json()
+    content = body["choices"][0]["message"]["content"]
+    assert content.endswith(" [1].")
+    passage = next(c for c in body["citations"] if c["index"] == 1)
+    assert content[: -len(" [1].")] in " ".join(passage["text"].split())  # quoted from [1]
+    assert "five business days" in content
+    raw = await sclient.post("/v1/chat/completions", json={**question, "stream": True})
+    events = sse_events(raw.text)
+    streamed = "".join(e["choices"][0]["delta"].get("content") or "" for e in events[:-1])
+    assert streamed == content
 
 
 async def test_unanswerable_question_hands_off_without_asking_the_model(
@@ -148,7 +197,7 @@ async def test_session_is_kept_redacted_and_encrypted(
     )
     assert r2.status_code == 200
     # the second turn was sent alone; the stored first turn was put before it
-    assert "Refunds take five business days." in fake.prompts[1]
+    assert "Refunds take five business days [1]." in fake.prompts[1]  # as the user saw it
     history = desk.log.history("s-1")
     assert [m["role"] for m in history] == ["user", "assistant", "user", "assistant"]
     assert "jane.doe@example.com" not in history[0]["content"] and "EMAIL" in history[0]["content"]
@@ -178,7 +227,7 @@ async def test_feedback_round_trip_to_training_data(
         }
     ]
     pref = list(desk.log.export("preference"))
-    assert pref[0]["chosen"] == fix and pref[0]["rejected"].startswith("Refunds take a month.")
+    assert pref[0]["chosen"] == fix and pref[0]["rejected"].startswith("Refunds take a month")
 
 
 async def test_bad_support_requests(sclient: httpx.AsyncClient) -> None:
@@ -197,3 +246,26 @@ async def test_bad_support_requests(sclient: httpx.AsyncClient) -> None:
 async def test_support_is_a_404_when_not_enabled(client: httpx.AsyncClient) -> None:
     r = await client.post("/v1/chat/completions", json=ask("hi"))
     assert_openai_error(r, 404)
+
+
+def test_grounding_does_not_depend_on_how_the_answer_is_cut(
+    desk: SupportDesk, embedder: Embedder
+) -> None:
+    turn = plan_turn(
+        [{"role": "user", "content": "How long do refunds take?"}],
+        desk.knowledge_base("acme"),
+        embedder,
+    )
+    assert not turn.handoff and turn.citations[0].section.endswith("Refunds")
+    answer = (
+        "Sure. [2] Refunds are paid within five business days. [2]\n\n"
+        "Shipping costs are not refunded unless the item arrived damaged [9]. Thanks!"
+    )
+    whole = ground(answer, turn, embedder)
+    grounder = Grounder(turn, embedder)
+    pieces = "".join(grounder.feed(ch) for ch in answer) + grounder.finish()
+    assert pieces == whole
+    assert whole == (
+        "Sure. Refunds are paid within five business days [1].\n\n"
+        "Shipping costs are not refunded unless the item arrived damaged [1]. Thanks!"
+    )

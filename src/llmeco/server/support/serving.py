@@ -4,8 +4,10 @@ The response is a normal chat completion (any OpenAI client reads it) with two e
 fields: ``citations`` (the passages the answer cites, numbered as in its ``[n]`` markers) and
 ``session_id``; a hand-off has ``finish_reason: "handoff"`` and a ``handoff`` object. Streamed,
 the first chunk carries ``citations`` and ``session_id``, so a client can render links as the
-answer arrives. The session comes from the ``x-session-id`` header, else the ``user`` field,
-else a new one (returned in the ``x-session-id`` response header).
+answer arrives; the answer itself arrives a sentence at a time, because each sentence is
+checked against the passages (``apps.support.Grounder``) before it is shown, which keeps the
+streamed answer identical to the plain one. The session comes from the ``x-session-id``
+header, else the ``user`` field, else a new one (returned in the ``x-session-id`` response header).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 
-from llmeco.apps.support import HANDOFF_MESSAGE, SupportTurn, attribution_suffix, plan_turn
+from llmeco.apps.support import HANDOFF_MESSAGE, Grounder, SupportTurn, ground, plan_turn
 from llmeco.errors import InvalidRequest, NotFound
 from llmeco.server import apprun
 from llmeco.server.errors import describe
@@ -115,8 +117,8 @@ async def support_chat(
             call.generation.close,
             headers=headers,
         )
-    text = await call.text(request)
-    text += attribution_suffix(text, turn.citations)
+    raw = await call.text(request)
+    text = await anyio.to_thread.run_sync(ground, raw, turn, desk.sentence_embedder)
     gen = call.generation
     await anyio.to_thread.run_sync(desk.log.record_turn, session, kb_name, said, text, rid)
     finish = "stop"
@@ -216,16 +218,18 @@ async def _events(
     yield sse({**_chunk(rid, model, created, {"role": "assistant", "content": ""}, None), **extra})
     parts: list[str] = []
     finish: str | None = None
+    grounder = Grounder(turn, desk.sentence_embedder)
     try:
         async for text, reason in call.pieces():
-            if text:
-                parts.append(text)
-                yield sse(_chunk(rid, model, created, {"content": text}, None))
+            ready = await anyio.to_thread.run_sync(grounder.feed, text) if text else ""
+            if ready:
+                parts.append(ready)
+                yield sse(_chunk(rid, model, created, {"content": ready}, None))
             finish = reason or finish
-        suffix = attribution_suffix("".join(parts), turn.citations)
-        if suffix:
-            parts.append(suffix)
-            yield sse(_chunk(rid, model, created, {"content": suffix}, None))
+        rest = await anyio.to_thread.run_sync(grounder.finish)
+        if rest:
+            parts.append(rest)
+            yield sse(_chunk(rid, model, created, {"content": rest}, None))
         yield sse(_chunk(rid, model, created, {}, finish or "stop"))
         gen = call.generation
         if req.include_usage:
