@@ -3,7 +3,8 @@
 Starts nothing itself: builds the app in-process over the real engine (``--model``, default
 the packaged SmolLM2-135M-Instruct) and calls each ``/v1/tasks/...`` route as a client would.
 Prints one JSON object: sentiment and intent accuracy, summary ROUGE-L, translation chrF and
-BLEU, correction exact match and chrF, and extract schema validity. The sets live in
+BLEU, correction exact match and chrF, moderation accuracy/precision/recall of `flagged`, and
+extract schema validity and field accuracy. The sets live in
 ``benchmarks/data/tasks/`` and were written for this benchmark (never used for prompting).
 
     LLMECO_HOME=.pytest_cache/d/llmeco-home .venv/bin/python benchmarks/tasks.py
@@ -111,18 +112,34 @@ async def main() -> None:
         )
         result["correct_n"] = len(cor)
 
-        texts = [f"Order {n}-{q}: please send {q} more units." for n, q in [("AB", 3), ("ZX", 12)]]
-        answers = await asyncio.gather(
-            *(post(c, "extract", {"text": t, "schema": EXTRACT_SCHEMA}) for t in texts * 5)
+        mod = rows("moderate.jsonl")
+        answers = await asyncio.gather(*(post(c, "moderate", {"text": r["text"]}) for r in mod))
+        flags = [bool(a["flagged"]) for a in answers]
+        truth = [bool(r["flagged"]) for r in mod]
+        tp = sum(f and t for f, t in zip(flags, truth, strict=True))
+        result["moderate_accuracy"] = round(
+            sum(f == t for f, t in zip(flags, truth, strict=True)) / len(mod), 3
         )
-        valid = 0
-        for a in answers:
+        result["moderate_precision"] = round(tp / max(1, sum(flags)), 3)
+        result["moderate_recall"] = round(tp / max(1, sum(truth)), 3)
+        result["moderate_n"] = len(mod)
+
+        orders = [("AB", 3), ("ZX", 12), ("KQ", 7), ("LM", 25), ("TR", 1)]
+        texts = [f"Order {n}-{q}: please send {q} more units." for n, q in orders]
+        answers = await asyncio.gather(
+            *(post(c, "extract", {"text": t, "schema": EXTRACT_SCHEMA}) for t in texts * 2)
+        )
+        valid = correct = 0
+        for a, (name, qty) in zip(answers, orders * 2, strict=True):
             try:
                 jsonschema.validate(a["data"], EXTRACT_SCHEMA)
                 valid += 1
             except jsonschema.ValidationError:
-                pass
+                continue
+            correct += a["data"]["quantity"] == qty and name in a["data"]["order_id"]
         result["extract_schema_valid"] = round(valid / len(answers), 3)
+        result["extract_fields_correct"] = round(correct / len(answers), 3)
+        result["extract_n"] = len(answers)
     result["wall_s"] = round(time.perf_counter() - t0, 1)
     await engine.shutdown(timeout=1)
     print(json.dumps(result))

@@ -149,7 +149,8 @@ def extract(
         [
             _system(
                 "Extract the requested fields from the user's text as JSON matching this "
-                f"schema: {json.dumps(schema, separators=(',', ':'))}.{hint}"
+                f"schema: {json.dumps(schema, separators=(',', ':'))}. Copy each value exactly "
+                f"as it is written in the text; never make one up.{hint}"
             ),
             _user(text),
         ],
