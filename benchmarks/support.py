@@ -16,11 +16,15 @@ as an OpenAI client would. Prints JSON:
 ``answered``). ``--set calibration`` runs the calibration sets instead of the evaluation sets.
 
 ``--calibrate`` runs no model: it computes the hand-off signals (best question–sentence
-similarity, per-word coverage) for the calibration sets and picks the thresholds
-(``MIN_SENTENCE_SIMILARITY``, ``MIN_TERM_COVERAGE``, ``MIN_WORD_SIMILARITY`` of
-``llmeco.apps.support``) that answer the most answerable calibration questions while handing
-off at least ``HANDOFF_TARGET`` (80%) of the unanswerable ones — preferring, among ties, more
-hand-offs, then lower thresholds; it prints them with the rates they give on both sets.
+similarity, per-word similarities and IDF weights) for the calibration sets and picks the
+thresholds (``MIN_SENTENCE_SIMILARITY``, ``MIN_TERM_COVERAGE``, ``MIN_WORD_SIMILARITY``,
+``MIN_WORD_MATCH`` of ``llmeco.apps.support``) that answer the most answerable calibration
+questions while handing off at least ``HANDOFF_TARGET`` (80%) of the unanswerable ones —
+preferring, among ties, more hand-offs, then lower thresholds. It does so for each signal set
+of :data:`VARIANTS` (words alike without the word gate, as shipped; IDF weights with the
+least-matched-word gate) and prints the thresholds with the rates they give on both sets (the
+evaluation rates are reported, never used to choose) and the ``frontier``: the most answerable
+calibration questions answered at each number of hand-offs.
 
     LLMECO_HOME=.pytest_cache/d/llmeco-home .venv/bin/python benchmarks/support.py
     LLMECO_HOME=.pytest_cache/d/llmeco-home .venv/bin/python benchmarks/support.py --calibrate
@@ -83,65 +87,131 @@ async def ask(c: httpx.AsyncClient, sem: asyncio.Semaphore, q: str, max_tokens: 
         return r.json()
 
 
-Signals = tuple[float, list[float]]
+#: A question's hand-off signals: best sentence similarity, word similarities, word weights.
+Signals = tuple[float, list[float], list[float]]
+#: Hand-off thresholds: sentence similarity, term coverage, word similarity, word match.
+Thresholds = tuple[float, float, float, float]
+#: The grid ``--calibrate`` searches, one axis per threshold of :data:`Thresholds`.
+GRID = (
+    np.round(np.arange(0.20, 0.70, 0.01), 2),
+    np.round(np.arange(0.0, 1.0001, 0.05), 2),
+    np.round(np.arange(0.50, 0.951, 0.05), 2),
+    np.round(np.arange(0.0, 0.601, 0.02), 2),
+)
+#: The signal sets calibrated: (IDF-weighted coverage?, least-matched word gate?).
+VARIANTS = {"words_alike": (False, False), "idf_weights_and_word_gate": (True, True)}
+
+
+def grid(gate: bool) -> tuple[np.ndarray, ...]:
+    """:data:`GRID`, with the word-match axis held at 0 (no gate) unless ``gate``."""
+    return (*GRID[:3], GRID[3] if gate else np.zeros(1))
 
 
 def signals(
     kb: support.Searcher, embedder: Embedder, questions: list[dict[str, Any]]
 ) -> list[Signals]:
-    """The hand-off signals of each question: best sentence similarity, word similarities."""
+    """The hand-off signals of each question (see :data:`Signals`)."""
     out = []
     for q in questions:
         turn = support.plan_turn([{"role": "user", "content": q["query"]}], kb, embedder)
-        out.append((turn.sentence_similarity, turn.word_similarities))
+        out.append((turn.sentence_similarity, turn.word_similarities, turn.word_weights))
     return out
 
 
-def answered(sig: Signals, sentence: float, terms: float, word: float) -> bool:
-    """Whether the assistant answers (does not hand off) under these thresholds."""
-    return sig[0] >= sentence and support.coverage(sig[1], word) >= terms
+def answered(sig: Signals, t: Thresholds, weighted: bool = True) -> bool:
+    """Whether the assistant answers (does not hand off) under thresholds ``t``, with term
+    coverage IDF-weighted or not."""
+    sentence, terms, word, match = t
+    similarity, sims, weights = sig
+    return (
+        similarity >= sentence
+        and (match <= 0 or support.least_matched([""] * len(sims), sims)[1] >= match)
+        and support.coverage(sims, word, weights if weighted else None) >= terms
+    )
+
+
+def answered_grid(
+    sigs: Sequence[Signals], axes: Sequence[np.ndarray] = GRID, weighted: bool = True
+) -> np.ndarray:
+    """:func:`answered` for every question (last axis) at every point of the grid ``axes``."""
+    sentence, terms, word, match = axes
+    out = np.zeros((len(sentence), len(terms), len(word), len(match), len(sigs)), dtype=bool)
+    for q, (similarity, sims, weights) in enumerate(sigs):
+        w = weights if weighted else None
+        cov = np.array([support.coverage(sims, x, w) for x in word])  # (word,)
+        least = support.least_matched([""] * len(sims), sims)[1]
+        out[..., q] = (
+            (similarity >= sentence)[:, None, None, None]
+            & (cov[None, :] >= terms[:, None])[None, :, :, None]
+            & ((least >= match) | (match <= 0))[None, None, None, :]
+        )
+    return out
 
 
 def rates(
-    a: Sequence[Signals], u: Sequence[Signals], t: tuple[float, float, float]
+    a: Sequence[Signals], u: Sequence[Signals], t: Thresholds, weighted: bool = True
 ) -> tuple[float, float]:
     """(share of answerable answered, share of unanswerable handed off) under thresholds."""
-    kept = sum(answered(x, *t) for x in a) / len(a)
-    handed = sum(not answered(x, *t) for x in u) / len(u)
+    kept = sum(answered(x, t, weighted) for x in a) / len(a)
+    handed = sum(not answered(x, t, weighted) for x in u) / len(u)
     return kept, handed
+
+
+def choose(
+    a: Sequence[Signals], u: Sequence[Signals], weighted: bool = True, gate: bool = True
+) -> tuple[Thresholds, dict[int, int]]:
+    """The grid point answering the most of ``a`` while handing off at least
+    ``HANDOFF_TARGET`` of ``u`` (ties: more hand-offs, then the lowest thresholds), and the
+    frontier: for each number of ``u`` handed off, the most of ``a`` any grid point answers."""
+    axes = grid(gate)
+    kept = answered_grid(a, axes, weighted).sum(axis=-1)
+    handed = len(u) - answered_grid(u, axes, weighted).sum(axis=-1)
+    sums = sum(np.meshgrid(*axes, indexing="ij"))
+    ok = handed >= HANDOFF_TARGET * len(u)
+    # lexicographic: feasible, answered, hand-offs, then the smallest sum of thresholds
+    order = np.lexsort((-sums.ravel(), handed.ravel(), kept.ravel(), ok.ravel()))
+    best = np.unravel_index(order[-1], kept.shape)
+    chosen = [float(axis[i]) for axis, i in zip(axes, best, strict=True)]
+    frontier: dict[int, int] = {}
+    for h, k in zip(handed.ravel().tolist(), kept.ravel().tolist(), strict=True):
+        frontier[h] = max(frontier.get(h, 0), k)
+    return (chosen[0], chosen[1], chosen[2], chosen[3]), dict(sorted(frontier.items()))
 
 
 def calibrate(kb: support.Searcher, embedder: Embedder) -> dict[str, Any]:
     """Pick the hand-off thresholds on the calibration sets (see the module docstring)."""
-    names = SETS["calibration"]
-    a, u = (signals(kb, embedder, load(n)) for n in names)
-    grid = [
-        (round(s, 2), round(c, 2), round(w, 2))
-        for s in np.arange(0.20, 0.70, 0.01)
-        for c in np.arange(0.0, 1.0001, 0.05)
-        for w in np.arange(0.50, 0.951, 0.05)
-    ]
-
-    def key(t: tuple[float, float, float]) -> tuple[bool, float, float, float]:
-        kept, handed = rates(a, u, t)
-        return (handed >= HANDOFF_TARGET, kept, handed, -sum(t))
-
-    best = max(grid, key=key)
+    a, u = (signals(kb, embedder, load(n)) for n in SETS["calibration"])
     ea, eu = (signals(kb, embedder, load(n)) for n in SETS["evaluation"])
-    kept, handed = rates(a, u, best)
-    ekept, ehanded = rates(ea, eu, best)
-    return {
-        "MIN_SENTENCE_SIMILARITY": best[0],
-        "MIN_TERM_COVERAGE": best[1],
-        "MIN_WORD_SIMILARITY": best[2],
-        "calibration": {"answered": round(kept, 3), "handoff_unanswerable": round(handed, 3)},
-        "evaluation": {"answered": round(ekept, 3), "handoff_unanswerable": round(ehanded, 3)},
-        "current": [
-            support.MIN_SENTENCE_SIMILARITY,
-            support.MIN_TERM_COVERAGE,
-            support.MIN_WORD_SIMILARITY,
-        ],
+
+    def report(t: Thresholds, x: Sequence[Signals], y: Sequence[Signals], w: bool) -> Any:
+        kept, handed = rates(x, y, t, w)
+        return {"answered": round(kept, 3), "handoff_unanswerable": round(handed, 3)}
+
+    out: dict[str, Any] = {}
+    for name, (weighted, gate) in VARIANTS.items():
+        best, frontier = choose(a, u, weighted, gate)
+        out[name] = {
+            "MIN_SENTENCE_SIMILARITY": best[0],
+            "MIN_TERM_COVERAGE": best[1],
+            "MIN_WORD_SIMILARITY": best[2],
+            "MIN_WORD_MATCH": best[3],
+            "WEIGH_TERMS": weighted,
+            "calibration": report(best, a, u, weighted),
+            "evaluation": report(best, ea, eu, weighted),
+            "frontier": {f"{h}/{len(u)} handed off": f"{k}/{len(a)}" for h, k in frontier.items()},
+        }
+    current = (
+        support.MIN_SENTENCE_SIMILARITY,
+        support.MIN_TERM_COVERAGE,
+        support.MIN_WORD_SIMILARITY,
+        support.MIN_WORD_MATCH,
+    )
+    out["current"] = {
+        "thresholds": list(current),
+        "WEIGH_TERMS": support.WEIGH_TERMS,
+        "calibration": report(current, a, u, support.WEIGH_TERMS),
     }
+    return out
 
 
 def outcome(q: dict[str, Any], r: dict[str, Any]) -> dict[str, Any]:
