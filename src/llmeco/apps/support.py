@@ -15,9 +15,10 @@ sentence closest to the question.
   is covered by "bicycle" while "scooters" is not).
 
 The thresholds were chosen on the *calibration* question sets
-(``examples/kb-questions/calibration*.jsonl``), never on the evaluation sets, by
-``benchmarks/support.py --calibrate``, which prints them (the most answerable calibration
-questions answered while at least 80% of the unanswerable ones are handed off).
+(``examples/kb-questions/calibration*.jsonl``: 106 answerable, 56 unanswerable), never on the
+evaluation sets, by ``benchmarks/support.py --calibrate``, which prints them (the most
+answerable calibration questions answered while at least 80% of the unanswerable ones are
+handed off): 75/106 answered, 46/56 handed off.
 
 Two more signals are computed for every turn and calibrated by ``--calibrate``, but are off:
 
@@ -27,12 +28,11 @@ Two more signals are computed for every turn and calibrated by ``--calibrate``, 
 * the least-matched word (:data:`MIN_WORD_MATCH`): hand off when some word of the question has
   nothing even loosely like it in the passages.
 
-Together, on the calibration sets, they hand off one more unanswerable question (19/22 instead
-of 18/22) at the same 44/52 answerable questions answered, with the sentence threshold at 0.2.
-Measured once on the evaluation sets, they did not carry over: the same 19/24 unanswerable
-questions handed off, cited answers 0.746 instead of 0.819, 15.9% of answerable questions
-handed off instead of 9.4%. A one-question gain on 22 calibration questions is noise; they stay
-off until a larger calibration set supports them.
+On the first, smaller calibration sets (52 / 22) they handed off one more unanswerable
+question (19/22 instead of 18/22) at the same 44/52 answered; measured once on the evaluation
+sets that did not carry over (the same 19/24 handed off, cited answers 0.746 instead of 0.819).
+On the enlarged calibration sets (106 / 56) they gain nothing either: 76/106 answered at 45/56
+handed off, against 75/106 at 46/56 without them. So they stay off.
 
 *Grounding* happens after generating, sentence by sentence (:class:`Grounder`): a sentence of
 the answer is kept when a passage sentence says the same thing (cosine ≥ :data:`MIN_SUPPORT`)
@@ -59,14 +59,14 @@ from llmeco.rag.retrieve import Hit
 
 #: Hand off below this best question–sentence cosine similarity (all-MiniLM-L6-v2).
 #: Chosen on the calibration sets by ``benchmarks/support.py --calibrate``.
-MIN_SENTENCE_SIMILARITY = 0.35
+MIN_SENTENCE_SIMILARITY = 0.51
 #: Hand off when the top passages cover less than this share of the question's content words
 #: (IDF-weighted when :data:`WEIGH_TERMS`).
 #: Chosen on the calibration sets by ``benchmarks/support.py --calibrate``.
-MIN_TERM_COVERAGE = 0.65
+MIN_TERM_COVERAGE = 0.55
 #: Hand off when a content word of the question is this far from every passage word (its best
 #: cosine is lower): nothing in the passages is about it.
-#: 0.0 turns this gate off; 0.38 with :data:`WEIGH_TERMS` is what ``--calibrate`` picks for
+#: 0.0 turns this gate off; 0.36 with :data:`WEIGH_TERMS` is what ``--calibrate`` picks for
 #: them (see the module docstring for why they are off).
 MIN_WORD_MATCH = 0.0
 #: Weigh the question's words by their IDF in the knowledge base in ``term_coverage``.
@@ -74,7 +74,7 @@ WEIGH_TERMS = False
 #: A question word missing from the passages still counts as covered when a passage word is
 #: at least this close to it (cosine of the two words' embeddings).
 #: Chosen on the calibration sets by ``benchmarks/support.py --calibrate``.
-MIN_WORD_SIMILARITY = 0.7
+MIN_WORD_SIMILARITY = 0.5
 #: An answer sentence is supported by a passage sentence at least this similar (cosine).
 MIN_SUPPORT = 0.6
 #: ... and only when that passage sentence is at least this similar to the question (kept
