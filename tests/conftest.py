@@ -8,10 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from llmeco.settings import Settings
+
+if TYPE_CHECKING:
+    from llmeco.rag.embed import Embedder
+
+DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture(scope="session")
@@ -112,3 +118,32 @@ def redis_url() -> Iterator[str]:
     client.flushdb()
     client.close()
     yield url
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Iterator[Embedder]:
+    """The packaged all-MiniLM-L6-v2 (loaded once per session, ~3 s)."""
+    from llmeco.rag.embed import Embedder
+
+    e = Embedder()
+    yield e
+    e.close()
+
+
+@pytest.fixture(scope="session")
+def acme_handbook() -> str:
+    """A three-section handbook (refunds, opening hours, warranty) for support-desk tests."""
+    return (DATA / "acme_handbook.md").read_text()
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread for the test (restored after): tiny models gain nothing from a second
+    thread, and on a shared, oversubscribed CPU an OpenMP team of two is many times slower.
+    Test packages that train or run tiny models use it autouse through their conftest."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

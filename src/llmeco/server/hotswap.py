@@ -16,8 +16,9 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict
 
 from llmeco.engine.protocol import EngineClient
 from llmeco.engine.swap import ModelSlot
@@ -35,9 +36,10 @@ log = logging.getLogger(__name__)
 Loader = Callable[[str, str], EngineClient]
 
 
-@dataclass(frozen=True)
-class SwapResult:
-    """What a reload did."""
+class SwapResult(BaseModel):
+    """What a reload did: ``swapped`` is false when the version was already current."""
+
+    model_config = ConfigDict(frozen=True)
 
     model: str
     ref: str
@@ -45,17 +47,6 @@ class SwapResult:
     version: str
     swapped: bool
     seconds: float
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-able form (admin API, audit ledger)."""
-        return {
-            "model": self.model,
-            "ref": self.ref,
-            "previous_version": self.previous_version,
-            "version": self.version,
-            "swapped": self.swapped,
-            "seconds": round(self.seconds, 3),
-        }
 
 
 class ModelFollower:
@@ -177,7 +168,14 @@ class ModelFollower:
             previous = slot.model_info.version
             unchanged = previous != "" and target == previous
             if unchanged and not force:
-                return SwapResult(name, slot.ref, previous, previous, False, 0.0)
+                return SwapResult(
+                    model=name,
+                    ref=slot.ref,
+                    previous_version=previous,
+                    version=previous,
+                    swapped=False,
+                    seconds=0.0,
+                )
             log.info("loading model for swap", extra={"model": name, "target": target})
             try:
                 engine = await asyncio.to_thread(self._load, target, name)
@@ -190,16 +188,18 @@ class ModelFollower:
                 ) from exc
             await slot.swap(engine)
             result = SwapResult(
-                name,
-                slot.ref,
-                previous,
-                engine.model_info.version,
-                True,
-                time.monotonic() - started,
+                model=name,
+                ref=slot.ref,
+                previous_version=previous,
+                version=engine.model_info.version,
+                swapped=True,
+                seconds=round(time.monotonic() - started, 3),
             )
-            log.info("model swapped", extra=result.as_dict())
+            log.info("model swapped", extra=result.model_dump())
             if self.ledger is not None:
-                await self.ledger.arecord_admin(actor or "server", "model.swap", result.as_dict())
+                await self.ledger.arecord_admin(
+                    actor or "server", "model.swap", result.model_dump()
+                )
             return result
 
     def status(self) -> list[dict[str, Any]]:

@@ -36,24 +36,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.slow
 
-HANDBOOK = """# Acme handbook
-
-## Refunds
-
-Refunds are paid to the original card within five business days after we receive the
-returned item. Shipping costs are not refunded unless the item arrived damaged.
-
-## Opening hours
-
-Our shop in Calder is open from nine in the morning to six in the evening, Monday to
-Saturday. We are closed on Sundays and public holidays.
-
-## Warranty
-
-Every bicycle frame has a ten year warranty. Batteries are covered for two years or
-eight hundred charge cycles, whichever comes first.
-"""
-
 EMAIL = "jane.doe@example.com"
 PHONE = "+44 20 7946 0958"
 RATED_UP = f"How long do refunds take? Please write to {EMAIL}"
@@ -97,6 +79,7 @@ async def test_feedback_is_exported_and_trains_two_sft_steps(
     tmp_path: Path,
     tiny_llama_dir: Path,
     embedder: Embedder,
+    acme_handbook: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     home = tmp_path / "home"
@@ -104,7 +87,7 @@ async def test_feedback_is_exported_and_trains_two_sft_steps(
     monkeypatch.setenv("LLMECO_THREADS", "1")
     settings = Settings(home=home)
     store = Store.from_settings(settings)
-    KnowledgeBase.create(store, "acme", embedder).add_text("handbook.md", HANDBOOK)
+    KnowledgeBase.create(store, "acme", embedder).add_text("handbook.md", acme_handbook)
     log = ConversationLog(store, Cipher.from_settings(settings))
     desk = SupportDesk(store, embedder, log, company="Acme")
     engine = AsyncEngine.from_ref(str(tiny_llama_dir), settings)

@@ -22,13 +22,6 @@ from llmeco.settings import Settings
 MESSAGES = [{"role": "user", "content": "Hello"}]
 
 
-@pytest.fixture(scope="module")
-def embedder() -> Iterator[Embedder]:
-    e = Embedder()
-    yield e
-    e.close()
-
-
 @pytest.fixture
 def fake() -> FakeEngine:
     return FakeEngine()

@@ -3,7 +3,7 @@ tokenizer, and a tiny pretraining config written as YAML (what a user passes to 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -60,12 +60,5 @@ def pretrain_yaml(
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Tiny models gain nothing from a second thread, and on a shared, oversubscribed CPU an
-    OpenMP team of two is many times slower than one thread; restored after each test."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _single_torch_thread(one_torch_thread: None) -> None:
+    """Every test here runs with one torch thread (see the root conftest)."""

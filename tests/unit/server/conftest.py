@@ -47,16 +47,6 @@ def live(app: FastAPI) -> Iterator[LiveServer]:
         yield server
 
 
-@pytest.fixture(scope="session")
-def embedder() -> Iterator[Embedder]:
-    """The packaged all-MiniLM-L6-v2 (loaded once per session, ~3 s)."""
-    from llmeco.rag.embed import Embedder
-
-    e = Embedder()
-    yield e
-    e.close()
-
-
 @pytest.fixture
 async def emb_client(
     settings: Settings, fake: FakeEngine, embedder: Embedder

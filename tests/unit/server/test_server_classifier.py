@@ -44,14 +44,8 @@ HELD_OUT = [(f"ok so {p}", label) for label, phrases in MOODS.items() for p in p
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Tiny models gain nothing from a second thread on a shared, oversubscribed CPU."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _single_torch_thread(one_torch_thread: None) -> None:
+    """Every test here runs with one torch thread (see the root conftest)."""
 
 
 @pytest.fixture(scope="module")

@@ -31,24 +31,6 @@ from llmeco.server.support.desk import SupportDesk
 from llmeco.settings import Settings
 from llmeco.store import Store
 
-HANDBOOK = """# Acme handbook
-
-## Refunds
-
-Refunds are paid to the original card within five business days after we receive the
-returned item. Shipping costs are not refunded unless the item arrived damaged.
-
-## Opening hours
-
-Our shop in Calder is open from nine in the morning to six in the evening, Monday to
-Saturday. We are closed on Sundays and public holidays.
-
-## Warranty
-
-Every bicycle frame has a ten year warranty. Batteries are covered for two years or
-eight hundred charge cycles, whichever comes first.
-"""
-
 
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
@@ -56,9 +38,9 @@ def store(tmp_path: Path) -> Store:
 
 
 @pytest.fixture
-def desk(store: Store, embedder: Embedder) -> SupportDesk:
+def desk(store: Store, embedder: Embedder, acme_handbook: str) -> SupportDesk:
     kb = KnowledgeBase.create(store, "acme", embedder)
-    kb.add_text("handbook.md", HANDBOOK)
+    kb.add_text("handbook.md", acme_handbook)
     log = ConversationLog(store, Cipher([b"k" * 32]))
     return SupportDesk(store, embedder, log, company="Acme")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,12 +31,5 @@ def small_tokenizer(example_dataset: Path, tmp_path_factory: pytest.TempPathFact
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Tiny models gain nothing from a second thread, and on a shared, oversubscribed CPU an
-    OpenMP team of two is many times slower than one thread; restored after each test."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _single_torch_thread(one_torch_thread: None) -> None:
+    """Every test here runs with one torch thread (see the root conftest)."""

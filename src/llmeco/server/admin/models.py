@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from llmeco.errors import InvalidRequest
 from llmeco.server.auth import current_key
 from llmeco.server.errors import ErrorResponse
-from llmeco.server.hotswap import ModelFollower
+from llmeco.server.hotswap import ModelFollower, SwapResult
 
 router = APIRouter(
     tags=["admin"],
@@ -39,17 +39,6 @@ class ServedModel(BaseModel):
     draining: list[DrainingVersion]
 
 
-class ReloadResult(BaseModel):
-    """What a reload did: ``swapped`` is false when the version was already current."""
-
-    model: str
-    ref: str
-    previous_version: str
-    version: str
-    swapped: bool
-    seconds: float
-
-
 def _follower(request: Request) -> ModelFollower:
     follower = getattr(request.app.state, "follower", None)
     if follower is None:
@@ -64,14 +53,14 @@ async def served_models(request: Request) -> list[dict[str, Any]]:
     return _follower(request).status()
 
 
-@router.post("/admin/models/{name}/reload", response_model=ReloadResult)
+@router.post("/admin/models/{name}/reload", response_model=SwapResult)
 async def reload_model(
     name: str,
     request: Request,
     force: bool = Query(
         default=False, description="Load the reference again even if its version is current."
     ),
-) -> dict[str, Any]:
+) -> SwapResult:
     """Re-resolve the model's reference now and hot-swap to it if it changed.
 
     The new version is loaded beside the serving one; requests already running finish on
@@ -79,7 +68,6 @@ async def reload_model(
     swap is done.
     """
     key = current_key(request)
-    result = await _follower(request).reload(
+    return await _follower(request).reload(
         name, force=force, actor=key.id if key is not None else "local"
     )
-    return result.as_dict()
