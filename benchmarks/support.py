@@ -113,7 +113,9 @@ def signals(
     """The hand-off signals of each question (see :data:`Signals`)."""
     out = []
     for q in questions:
-        turn = support.plan_turn([{"role": "user", "content": q["query"]}], kb, embedder)
+        turn = support.plan_turn(
+            [{"role": "user", "content": q["query"]}], kb, embedder, term_weights=True
+        )
         out.append((turn.sentence_similarity, turn.word_similarities, turn.word_weights))
     return out
 

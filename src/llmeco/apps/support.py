@@ -292,8 +292,14 @@ def plan_turn(
     max_tokens: int | None = None,
     temperature: float = 0.0,
     seed: int | None = None,
+    term_weights: bool = False,
 ) -> SupportTurn:
-    """Retrieve for the conversation and decide: answer from passages, or hand off."""
+    """Retrieve for the conversation and decide: answer from passages, or hand off.
+
+    The IDF word weights (a scan of the knowledge base's chunks whenever it changed) are
+    computed only when :data:`WEIGH_TERMS` uses them or ``term_weights`` asks for them
+    (``benchmarks/support.py --calibrate``); otherwise ``word_weights`` stays empty.
+    """
     query = query_for(messages)
     if not query:
         return SupportTurn("", [], 0.0, 0.0, handoff_reason="no user question")
@@ -329,9 +335,11 @@ def plan_turn(
 
     order = sorted(top, key=lambda i: (-rank_key(i), i))
     sims = word_similarities(query, [hits[i].text for i in top], embedder)
-    terms = kb.term_counts()
     asked_words = content_words(focus(query))
-    weights = [terms.idf(w) for w in asked_words]
+    weights: list[float] = []
+    if WEIGH_TERMS or term_weights:
+        terms = kb.term_counts()
+        weights = [terms.idf(w) for w in asked_words]
     citations = [
         Citation(
             n + 1,

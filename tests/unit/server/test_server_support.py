@@ -305,7 +305,7 @@ def test_plan_weighs_terms_by_rarity_and_hands_off_on_an_unmatched_word(
     monkeypatch.setattr(support, "MIN_TERM_COVERAGE", 0.0)
     monkeypatch.setattr(support, "MIN_WORD_MATCH", 0.0)
     monkeypatch.setattr(support, "WEIGH_TERMS", False)
-    turn = plan_turn(question, kb, embedder)
+    turn = plan_turn(question, kb, embedder, term_weights=True)
     assert not turn.handoff
     words = support.content_words(question[0]["content"])
     counts = kb.term_counts()
