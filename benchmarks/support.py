@@ -15,19 +15,16 @@ as an OpenAI client would. Prints JSON:
 ``wrong_citation`` with ``retrieved`` saying whether any passage held the answer, ``handoff``,
 ``answered``). ``--set calibration`` runs the calibration sets instead of the evaluation sets.
 
-``--calibrate`` runs no model: it computes the hand-off signals (best question–sentence
-similarity, per-word similarities and IDF weights) for the calibration sets and picks the
-thresholds (``MIN_SENTENCE_SIMILARITY``, ``MIN_TERM_COVERAGE``, ``MIN_WORD_SIMILARITY``,
-``MIN_WORD_MATCH`` of ``llmeco.apps.support``) that answer the most answerable calibration
-questions while handing off at least ``HANDOFF_TARGET`` (80%) of the unanswerable ones —
-preferring, among ties, more hand-offs, then lower thresholds. It does so for each signal set
-of :data:`VARIANTS` (words alike without the word gate, as shipped; IDF weights with the
-least-matched-word gate) and prints the thresholds with the rates they give on both sets (the
-evaluation rates are reported, never used to choose) and the ``frontier``: the most answerable
-calibration questions answered at each number of hand-offs.
+``--calibrate`` runs no model: it fits the answerability gate on the calibration sets
+(:func:`llmeco.apps.calibration.calibrate`, threshold chosen on out-of-fold probabilities to hand
+off ≥ 80% of the unanswerable calibration questions) and prints it with the rates it gives on
+the calibration sets (out of fold) and on the evaluation sets (reported, never used to choose);
+``--write`` also writes it to ``src/llmeco/apps/default_gate.json``, the gate the assistant uses
+for a knowledge base that has not been calibrated.
 
     LLMECO_HOME=.pytest_cache/d/llmeco-home .venv/bin/python benchmarks/support.py
-    LLMECO_HOME=.pytest_cache/d/llmeco-home .venv/bin/python benchmarks/support.py --calibrate
+    LLMECO_HOME=.pytest_cache/d/llmeco-home .venv/bin/python benchmarks/support.py \
+        --calibrate --write
 """
 
 from __future__ import annotations
@@ -38,19 +35,17 @@ import json
 import re
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 
-from llmeco.apps import support
+from llmeco.apps import answerability, calibration
 from llmeco.apps.conversations import ConversationLog
 from llmeco.engine.async_engine import AsyncEngine
 from llmeco.governance.crypto import Cipher
 from llmeco.rag.embed import Embedder
-from llmeco.rag.kb import open_or_create
+from llmeco.rag.kb import KnowledgeBase, open_or_create
 from llmeco.server import build_app
 from llmeco.server.support.desk import SupportDesk
 from llmeco.settings import Settings
@@ -58,8 +53,6 @@ from llmeco.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = ROOT / "examples" / "kb-questions"
-#: Share of unanswerable questions the assistant must hand off (the product target).
-HANDOFF_TARGET = 0.8
 #: Question sets: (answerable, unanswerable) file names under ``QUESTIONS``.
 SETS = {
     "evaluation": ("handbook.jsonl", "unanswerable.jsonl"),
@@ -87,133 +80,28 @@ async def ask(c: httpx.AsyncClient, sem: asyncio.Semaphore, q: str, max_tokens: 
         return r.json()
 
 
-#: A question's hand-off signals: best sentence similarity, word similarities, word weights.
-Signals = tuple[float, list[float], list[float]]
-#: Hand-off thresholds: sentence similarity, term coverage, word similarity, word match.
-Thresholds = tuple[float, float, float, float]
-#: The grid ``--calibrate`` searches, one axis per threshold of :data:`Thresholds`.
-GRID = (
-    np.round(np.arange(0.20, 0.70, 0.01), 2),
-    np.round(np.arange(0.0, 1.0001, 0.05), 2),
-    np.round(np.arange(0.50, 0.951, 0.05), 2),
-    np.round(np.arange(0.0, 0.601, 0.02), 2),
-)
-#: The signal sets calibrated: (IDF-weighted coverage?, least-matched word gate?).
-VARIANTS = {"words_alike": (False, False), "idf_weights_and_word_gate": (True, True)}
-
-
-def grid(gate: bool) -> tuple[np.ndarray, ...]:
-    """:data:`GRID`, with the word-match axis held at 0 (no gate) unless ``gate``."""
-    return (*GRID[:3], GRID[3] if gate else np.zeros(1))
-
-
-def signals(
-    kb: support.Searcher, embedder: Embedder, questions: list[dict[str, Any]]
-) -> list[Signals]:
-    """The hand-off signals of each question (see :data:`Signals`)."""
-    out = []
-    for q in questions:
-        turn = support.plan_turn(
-            [{"role": "user", "content": q["query"]}], kb, embedder, term_weights=True
-        )
-        out.append((turn.sentence_similarity, turn.word_similarities, turn.word_weights))
-    return out
-
-
-def answered(sig: Signals, t: Thresholds, weighted: bool = True) -> bool:
-    """Whether the assistant answers (does not hand off) under thresholds ``t``, with term
-    coverage IDF-weighted or not."""
-    sentence, terms, word, match = t
-    similarity, sims, weights = sig
-    return (
-        similarity >= sentence
-        and (match <= 0 or support.least_matched([""] * len(sims), sims)[1] >= match)
-        and support.coverage(sims, word, weights if weighted else None) >= terms
+def calibrate(kb: KnowledgeBase, embedder: Embedder, write: bool) -> dict[str, Any]:
+    """Fit the gate on the calibration sets; report it on both (see the module docstring)."""
+    gate = calibration.calibrate(
+        kb, embedder, embedder.name, *(QUESTIONS / n for n in SETS["calibration"])
     )
-
-
-def answered_grid(
-    sigs: Sequence[Signals], axes: Sequence[np.ndarray] = GRID, weighted: bool = True
-) -> np.ndarray:
-    """:func:`answered` for every question (last axis) at every point of the grid ``axes``."""
-    sentence, terms, word, match = axes
-    out = np.zeros((len(sentence), len(terms), len(word), len(match), len(sigs)), dtype=bool)
-    for q, (similarity, sims, weights) in enumerate(sigs):
-        w = weights if weighted else None
-        cov = np.array([support.coverage(sims, x, w) for x in word])  # (word,)
-        least = support.least_matched([""] * len(sims), sims)[1]
-        out[..., q] = (
-            (similarity >= sentence)[:, None, None, None]
-            & (cov[None, :] >= terms[:, None])[None, :, :, None]
-            & ((least >= match) | (match <= 0))[None, None, None, :]
-        )
-    return out
-
-
-def rates(
-    a: Sequence[Signals], u: Sequence[Signals], t: Thresholds, weighted: bool = True
-) -> tuple[float, float]:
-    """(share of answerable answered, share of unanswerable handed off) under thresholds."""
-    kept = sum(answered(x, t, weighted) for x in a) / len(a)
-    handed = sum(not answered(x, t, weighted) for x in u) / len(u)
-    return kept, handed
-
-
-def choose(
-    a: Sequence[Signals], u: Sequence[Signals], weighted: bool = True, gate: bool = True
-) -> tuple[Thresholds, dict[int, int]]:
-    """The grid point answering the most of ``a`` while handing off at least
-    ``HANDOFF_TARGET`` of ``u`` (ties: more hand-offs, then the lowest thresholds), and the
-    frontier: for each number of ``u`` handed off, the most of ``a`` any grid point answers."""
-    axes = grid(gate)
-    kept = answered_grid(a, axes, weighted).sum(axis=-1)
-    handed = len(u) - answered_grid(u, axes, weighted).sum(axis=-1)
-    sums = sum(np.meshgrid(*axes, indexing="ij"))
-    ok = handed >= HANDOFF_TARGET * len(u)
-    # lexicographic: feasible, answered, hand-offs, then the smallest sum of thresholds
-    order = np.lexsort((-sums.ravel(), handed.ravel(), kept.ravel(), ok.ravel()))
-    best = np.unravel_index(order[-1], kept.shape)
-    chosen = [float(axis[i]) for axis, i in zip(axes, best, strict=True)]
-    frontier: dict[int, int] = {}
-    for h, k in zip(handed.ravel().tolist(), kept.ravel().tolist(), strict=True):
-        frontier[h] = max(frontier.get(h, 0), k)
-    return (chosen[0], chosen[1], chosen[2], chosen[3]), dict(sorted(frontier.items()))
-
-
-def calibrate(kb: support.Searcher, embedder: Embedder) -> dict[str, Any]:
-    """Pick the hand-off thresholds on the calibration sets (see the module docstring)."""
-    a, u = (signals(kb, embedder, load(n)) for n in SETS["calibration"])
-    ea, eu = (signals(kb, embedder, load(n)) for n in SETS["evaluation"])
-
-    def report(t: Thresholds, x: Sequence[Signals], y: Sequence[Signals], w: bool) -> Any:
-        kept, handed = rates(x, y, t, w)
-        return {"answered": round(kept, 3), "handoff_unanswerable": round(handed, 3)}
-
-    out: dict[str, Any] = {}
-    for name, (weighted, gate) in VARIANTS.items():
-        best, frontier = choose(a, u, weighted, gate)
-        out[name] = {
-            "MIN_SENTENCE_SIMILARITY": best[0],
-            "MIN_TERM_COVERAGE": best[1],
-            "MIN_WORD_SIMILARITY": best[2],
-            "MIN_WORD_MATCH": best[3],
-            "WEIGH_TERMS": weighted,
-            "calibration": report(best, a, u, weighted),
-            "evaluation": report(best, ea, eu, weighted),
-            "frontier": {f"{h}/{len(u)} handed off": f"{k}/{len(a)}" for h, k in frontier.items()},
-        }
-    current = (
-        support.MIN_SENTENCE_SIMILARITY,
-        support.MIN_TERM_COVERAGE,
-        support.MIN_WORD_SIMILARITY,
-        support.MIN_WORD_MATCH,
+    ea, eu = (
+        calibration.question_signals(kb, embedder, [q["query"] for q in load(n)])
+        for n in SETS["evaluation"]
     )
-    out["current"] = {
-        "thresholds": list(current),
-        "WEIGH_TERMS": support.WEIGH_TERMS,
-        "calibration": report(current, a, u, support.WEIGH_TERMS),
+    if write:
+        # paths relative to the repository, so the shipped file does not name this machine
+        files = gate.fitted_on.get("files", {})
+        gate.fitted_on["files"] = {str(Path(k).relative_to(ROOT)): v for k, v in files.items()}
+        answerability.DEFAULT_GATE.write_text(gate.to_json() + "\n")
+    return {
+        "gate": json.loads(gate.to_json()),
+        "evaluation": {
+            "answered": round(sum(map(gate.answers, ea)) / len(ea), 3),
+            "handoff_unanswerable": round(sum(not gate.answers(x) for x in eu) / len(eu), 3),
+        },
+        "written": str(answerability.DEFAULT_GATE) if write else None,
     }
-    return out
 
 
 def outcome(q: dict[str, Any], r: dict[str, Any]) -> dict[str, Any]:
@@ -250,7 +138,8 @@ async def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=60)
     ap.add_argument("--set", choices=sorted(SETS), default="evaluation")
     ap.add_argument("--details", type=Path, help="write per-question outcomes (JSONL) here")
-    ap.add_argument("--calibrate", action="store_true", help="pick the hand-off thresholds")
+    ap.add_argument("--calibrate", action="store_true", help="fit the answerability gate")
+    ap.add_argument("--write", action="store_true", help="with --calibrate: ship the gate")
     ap.add_argument("--dump", action="store_true", help="print each miss to stderr")
     args = ap.parse_args()
     settings = Settings()
@@ -259,7 +148,7 @@ async def main() -> None:
     kb = open_or_create(store, "handbook", embedder)
     kb.add_file(ROOT / "examples" / "corpus" / "handbook.md")
     if args.calibrate:
-        print(json.dumps(calibrate(kb, embedder)))
+        print(json.dumps(calibrate(kb, embedder, args.write)))
         embedder.close()
         return
     desk = SupportDesk(store, embedder, ConversationLog(store, Cipher.from_settings(settings)))

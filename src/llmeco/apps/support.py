@@ -6,33 +6,18 @@ either hand off (a fixed message, no model call) or ask the model to answer from
 passages only. The retrieved passages are re-ordered so that ``[1]`` is the one holding the
 sentence closest to the question.
 
-*Answerability* is judged before generating, from signals a small model cannot fake:
+*Answerability* is judged before generating, by an answerability gate
+(:mod:`llmeco.apps.answerability`): a logistic regression over signals a small model cannot
+fake, fitted on labelled questions — per knowledge base with ``llmeco kb calibrate``, or the
+shipped default fitted on ``examples/kb-questions/calibration*.jsonl``. The signals:
 
 * the best cosine similarity between the question and any single sentence of the top passages
   (sentence level, because chunk-level similarity is diluted by the rest of a chunk);
-* the share of the question's content words the top passages contain, literally (a shared
-  5-letter stem) or as a close word (embedding cosine ≥ :data:`MIN_WORD_SIMILARITY`, so "bike"
-  is covered by "bicycle" while "scooters" is not).
-
-The thresholds were chosen on the *calibration* question sets
-(``examples/kb-questions/calibration*.jsonl``: 106 answerable, 56 unanswerable), never on the
-evaluation sets, by ``benchmarks/support.py --calibrate``, which prints them (the most
-answerable calibration questions answered while at least 80% of the unanswerable ones are
-handed off): 75/106 answered, 46/56 handed off.
-
-Two more signals are computed for every turn and calibrated by ``--calibrate``, but are off:
-
-* IDF weights (:data:`WEIGH_TERMS`): each word weighs ``1 + ln((N + 1) / (df + 1))`` over the
-  knowledge base's ``N`` chunks (``Searcher.term_counts``), so a word the knowledge base never
-  uses ("insurance") counts several times a word found everywhere ("bike");
-* the least-matched word (:data:`MIN_WORD_MATCH`): hand off when some word of the question has
-  nothing even loosely like it in the passages.
-
-On the first, smaller calibration sets (52 / 22) they handed off one more unanswerable
-question (19/22 instead of 18/22) at the same 44/52 answered; measured once on the evaluation
-sets that did not carry over (the same 19/24 handed off, cited answers 0.746 instead of 0.819).
-On the enlarged calibration sets (106 / 56) they gain nothing either: 76/106 answered at 45/56
-handed off, against 75/106 at 46/56 without them. So they stay off.
+* for each of the question's content words, whether the top passages contain it literally (a
+  shared 5-letter stem), else how close the closest passage word is (embedding cosine), so
+  "bike" is covered by "bicycle" while "scooters" is not;
+* the token recall of the best passage (:func:`token_recall`): each content word piece of the
+  question matched to its closest piece of the passage in context, as BERTScore does.
 
 *Grounding* happens after generating, sentence by sentence (:class:`Grounder`): a sentence of
 the answer is kept when a passage sentence says the same thing (cosine ≥ :data:`MIN_SUPPORT`)
@@ -52,33 +37,15 @@ from typing import Protocol
 
 import numpy as np
 
+from llmeco.apps.answerability import FEATURES, Gate, Signals, default_gate
 from llmeco.apps.spec import PromptSpec
 from llmeco.engine.request import SamplingParams
 from llmeco.governance import redact
 from llmeco.rag.retrieve import Hit
 
-#: Hand off below this best question–sentence cosine similarity (all-MiniLM-L6-v2).
-#: Chosen on the calibration sets by ``benchmarks/support.py --calibrate``.
-MIN_SENTENCE_SIMILARITY = 0.51
-#: Hand off when the top passages cover less than this share of the question's content words
-#: (IDF-weighted when :data:`WEIGH_TERMS`).
-#: Chosen on the calibration sets by ``benchmarks/support.py --calibrate``.
-MIN_TERM_COVERAGE = 0.55
-#: Hand off when a content word of the question is this far from every passage word (its best
-#: cosine is lower): nothing in the passages is about it.
-#: 0.0 turns this gate off; 0.36 with :data:`WEIGH_TERMS` is what ``--calibrate`` picks for
-#: them (see the module docstring for why they are off).
-MIN_WORD_MATCH = 0.0
-#: Weigh the question's words by their IDF in the knowledge base in ``term_coverage``.
-WEIGH_TERMS = False
-#: A question word missing from the passages still counts as covered when a passage word is
-#: at least this close to it (cosine of the two words' embeddings).
-#: Chosen on the calibration sets by ``benchmarks/support.py --calibrate``.
-MIN_WORD_SIMILARITY = 0.5
 #: An answer sentence is supported by a passage sentence at least this similar (cosine).
 MIN_SUPPORT = 0.6
-#: ... and only when that passage sentence is at least this similar to the question (kept
-#: apart from :data:`MIN_SENTENCE_SIMILARITY`, which ``--calibrate`` may move).
+#: ... and only when that passage sentence is at least this similar to the question.
 MIN_RELEVANCE = 0.35
 #: Weight of term coverage next to sentence similarity when ordering the passages.
 COVERAGE_WEIGHT = 0.2
@@ -128,24 +95,16 @@ class Searcher(Protocol):
         """The ``k`` best passages for ``query``."""
         ...
 
-    def term_counts(self) -> TermStatistics:
-        """How often each word occurs in the knowledge base (for IDF weights)."""
-        ...
-
-
-class TermStatistics(Protocol):
-    """Word statistics of a knowledge base (``rag.kb.TermCounts`` is one)."""
-
-    def idf(self, word: str) -> float:
-        """The inverse document frequency of ``word`` (≥ 1; larger for rarer words)."""
-        ...
-
 
 class Embeds(Protocol):
     """Unit-length sentence embeddings (``rag.embed.Embedder`` is one)."""
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """One unit vector per text."""
+        ...
+
+    def token_vectors(self, texts: Sequence[str]) -> list[tuple[list[str], np.ndarray]]:
+        """Each text's word pieces with one unit contextual vector per piece."""
         ...
 
 
@@ -192,16 +151,13 @@ class SupportTurn:
 
     query: str
     citations: list[Citation]
-    sentence_similarity: float
-    term_coverage: float
+    #: What retrieval says about the question (the gate's input).
+    signals: Signals
+    #: The gate's probability that the passages answer the question.
+    answerability: float = 0.0
     spec: PromptSpec | None = None
     handoff_reason: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
-    #: Per content word of the question: 1.0 when the passages contain it, else the cosine of
-    #: the closest passage word (``term_coverage`` is the share at or above the threshold).
-    word_similarities: list[float] = field(default_factory=list)
-    #: IDF weight of each content word (rows of ``word_similarities``) in ``term_coverage``.
-    word_weights: list[float] = field(default_factory=list)
     evidence: Evidence | None = None
 
     @property
@@ -258,29 +214,23 @@ def word_similarities(query: str, texts: Sequence[str], embedder: Embeds) -> lis
     return [1.0 if w[:5] in text else closest.get(w, 0.0) for w in words]
 
 
-def coverage(
-    similarities: Sequence[float],
-    threshold: float = MIN_WORD_SIMILARITY,
-    weights: Sequence[float] | None = None,
-) -> float:
-    """Share of question words covered, those whose similarity reaches ``threshold``, each
-    word counting its weight (all alike without ``weights``)."""
-    w = [1.0] * len(similarities) if weights is None else list(weights)
-    if len(w) != len(similarities):
-        raise ValueError("one weight per word similarity is needed")
-    total = sum(w)
-    if not similarities or total <= 0:
+def token_recall(question: str, passages: Sequence[str], embedder: Embeds) -> float:
+    """How well the best of ``passages`` covers ``question`` piece by piece, in context: for
+    each content piece of the question (a word piece of 3+ characters that is not a stop word,
+    or a word's continuation piece) the best cosine to a piece of the passage, averaged; the
+    best passage's average. Unlike sentence similarity it is not diluted by what else a
+    passage says, and unlike literal word matches it sees a word's meaning in its sentence."""
+    if not passages:
         return 0.0
-    return sum(x for s, x in zip(similarities, w, strict=True) if s >= threshold) / total
-
-
-def least_matched(words: Sequence[str], similarities: Sequence[float]) -> tuple[str, float]:
-    """The question word the passages match worst, with its similarity (``("", 1.0)`` for
-    a question without content words)."""
-    if not similarities:
-        return "", 1.0
-    i = min(range(len(similarities)), key=lambda j: (similarities[j], j))
-    return words[i], float(similarities[i])
+    (pieces, q), *rest = embedder.token_vectors([question, *passages])
+    keep = [
+        i
+        for i, t in enumerate(pieces)
+        if (t.isalnum() and t.lower() not in _STOP and len(t) > 2) or t.startswith("##")
+    ]
+    rows = q[keep] if keep else q
+    recalls = [float((rows @ p.T).max(axis=1).mean()) for _, p in rest if len(p)]
+    return max(recalls) if len(rows) and recalls else 0.0
 
 
 def plan_turn(
@@ -292,25 +242,21 @@ def plan_turn(
     max_tokens: int | None = None,
     temperature: float = 0.0,
     seed: int | None = None,
-    term_weights: bool = False,
+    gate: Gate | None = None,
 ) -> SupportTurn:
-    """Retrieve for the conversation and decide: answer from passages, or hand off.
-
-    The IDF word weights (a scan of the knowledge base's chunks whenever it changed) are
-    computed only when :data:`WEIGH_TERMS` uses them or ``term_weights`` asks for them
-    (``benchmarks/support.py --calibrate``); otherwise ``word_weights`` stays empty.
-    """
+    """Retrieve for the conversation and decide, with ``gate`` (default:
+    :func:`~llmeco.apps.answerability.default_gate`): answer from passages, or hand off."""
+    nothing = Signals(0.0, ())
     query = query_for(messages)
     if not query:
-        return SupportTurn("", [], 0.0, 0.0, handoff_reason="no user question")
+        return SupportTurn("", [], nothing, handoff_reason="no user question")
     asked = focus(query).strip() or query
     hits = kb.search(asked, k=5)
     if not hits:
         return SupportTurn(
             query,
             [],
-            0.0,
-            0.0,
+            nothing,
             handoff_reason="the knowledge base has no passage for this question",
         )
     per_hit = [sentences_of(h.text) or [h.text.strip()] for h in hits]
@@ -334,12 +280,12 @@ def plan_turn(
         return best_per_hit[i] + COVERAGE_WEIGHT * share
 
     order = sorted(top, key=lambda i: (-rank_key(i), i))
-    sims = word_similarities(query, [hits[i].text for i in top], embedder)
-    asked_words = content_words(focus(query))
-    weights: list[float] = []
-    if WEIGH_TERMS or term_weights:
-        terms = kb.term_counts()
-        weights = [terms.idf(w) for w in asked_words]
+    texts = [hits[i].text for i in top]
+    signals = Signals(
+        similarity,
+        tuple(word_similarities(query, texts, embedder)),
+        token_recall(asked, texts, embedder),
+    )
     citations = [
         Citation(
             n + 1,
@@ -352,25 +298,15 @@ def plan_turn(
         )
         for n, i in enumerate(order)
     ]
-    turn = SupportTurn(
-        query,
-        citations,
-        similarity,
-        coverage(sims, weights=weights if WEIGH_TERMS else None),
-        word_similarities=sims,
-        word_weights=weights,
-    )
-    word, match = least_matched(asked_words, sims)
-    if similarity < MIN_SENTENCE_SIMILARITY:
-        turn.handoff_reason = f"best passage similarity {similarity:.2f} is too low"
-    elif MIN_WORD_MATCH > 0 and match < MIN_WORD_MATCH:
-        turn.handoff_reason = f"nothing in the passages is about {word!r} ({match:.2f})"
-    elif turn.term_coverage < MIN_TERM_COVERAGE:
+    gate = gate or default_gate()
+    turn = SupportTurn(query, citations, signals, gate.probability(signals))
+    if turn.answerability < gate.threshold:
+        covered = signals.vector()[FEATURES.index("coverage_50")]
         turn.handoff_reason = (
-            f"the passages cover only {turn.term_coverage:.0%} of the question's terms "
-            "(weighted by rarity)"
+            f"the passages do not seem to answer it (answerability {turn.answerability:.2f} "
+            f"< {gate.threshold:.2f}; best sentence similarity {similarity:.2f}, "
+            f"{covered:.0%} of the question's words covered)"
         )
-    if turn.handoff_reason is not None:
         turn.citations = []
         return turn
     starts = np.cumsum([0, *(len(s) for s in per_hit)])

@@ -1,4 +1,5 @@
-"""``llmeco kb``: knowledge bases for the support assistant (create, add, search, list, remove).
+"""``llmeco kb``: knowledge bases for the support assistant (create, add, search, list, remove,
+calibrate the hand-off).
 
 Everything is stored in the project store (``LLMECO_HOME/llmeco.db`` or
 ``LLMECO_DATABASE_URL``). ``kb add`` shows a progress bar per file and for embedding, reports
@@ -23,7 +24,8 @@ kb_app = typer.Typer(help="Knowledge bases: documents the support assistant answ
 
 
 def _store() -> Store:
-    import llmeco.rag.tables  # noqa: F401  (registers the tables on Base)
+    import llmeco.apps.calibration
+    import llmeco.rag.tables  # noqa: F401
     from llmeco.settings import Settings
     from llmeco.store import Store
 
@@ -144,6 +146,51 @@ def evaluate(
     typer.echo(json.dumps(result.to_dict(), indent=2))
 
 
+@kb_app.command("calibrate")
+def calibrate(
+    name: str = typer.Argument(..., help="Knowledge base to calibrate."),
+    answerable: Path = typer.Argument(..., help="JSONL questions it answers (a 'query' each)."),
+    unanswerable: Path = typer.Argument(..., help="JSONL questions it cannot answer."),
+    handoff_target: float = typer.Option(
+        0.8, help="Share of unanswerable questions to hand off (measured out of fold)."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Fit and report; store nothing."),
+) -> None:
+    """Fit the support assistant's hand-off gate for this knowledge base on labelled questions
+    and store it: ``support:NAME`` uses it from the next turn. Prints the gate as JSON."""
+    from rich.progress import Progress
+
+    from llmeco.apps.calibration import GateStore, read_questions
+    from llmeco.apps.calibration import calibrate as fit
+    from llmeco.rag.kb import KnowledgeBase, default_embedder
+
+    store = _store()
+    kb = KnowledgeBase.open(store, name)
+    total = len(read_questions(answerable)) + len(read_questions(unanswerable))
+    embedder = default_embedder()
+    with Progress(transient=True) as bar:
+        task = bar.add_task("retrieving for each question", total=total)
+        gate = fit(
+            kb,
+            embedder,
+            kb.embed_model,
+            answerable,
+            unanswerable,
+            handoff_target=handoff_target,
+            progress=lambda: bar.advance(task),
+        )
+    if not dry_run:
+        GateStore(store).put(name, gate)
+    typer.echo(gate.to_json())
+    rates = gate.fitted_on["out_of_fold"]
+    typer.echo(
+        f"{'fitted (not stored)' if dry_run else 'stored'}: out of fold, "
+        f"{rates['answered']:.1%} of answerable questions answered, "
+        f"{rates['handoff_unanswerable']:.1%} of unanswerable ones handed off",
+        err=True,
+    )
+
+
 @kb_app.command("list")
 def list_(
     name: str = typer.Argument(None, help="Show the documents of this knowledge base."),
@@ -195,5 +242,8 @@ def delete(
     kb = _open(name)
     if not yes:
         typer.confirm(f"delete knowledge base {name!r} and all its documents?", abort=True)
+    from llmeco.apps.calibration import GateStore
+
     kb.drop()
+    GateStore(kb.store).delete(name)
     typer.echo(f"deleted knowledge base {name!r}")

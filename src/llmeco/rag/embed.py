@@ -66,7 +66,8 @@ class Embedder:
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Tokens each text takes, special tokens included (what the model sees)."""
-        encoded = self._model.tokenizer(list(texts), add_special_tokens=True)["input_ids"]
+        with self._lock:  # the fast tokenizer is not safe to share between threads
+            encoded = self._model.tokenizer(list(texts), add_special_tokens=True)["input_ids"]
         return [len(ids) for ids in encoded]
 
     def check_lengths(self, texts: Sequence[str]) -> list[int]:
@@ -94,6 +95,30 @@ class Embedder:
                 show_progress_bar=False,
             )
         return np.asarray(vectors, dtype=np.float32)
+
+    def token_vectors(self, texts: Sequence[str]) -> list[tuple[list[str], np.ndarray]]:
+        """Each text's word pieces (special tokens left out) with one unit-length contextual
+        vector per piece, shape (pieces, dimensions): for comparing texts word by word."""
+        if not texts:
+            return []
+        tokenizer = self._model.tokenizer
+        # The fast tokenizer keeps truncation/padding state: used under the lock only.
+        with self._lock:
+            hidden = self._model.encode(
+                list(texts),
+                batch_size=self.batch_size,
+                output_value="token_embeddings",
+                convert_to_numpy=False,
+                show_progress_bar=False,
+            )
+            ids = tokenizer(list(texts), truncation=True, max_length=self.max_tokens)["input_ids"]
+            pieces = [tokenizer.convert_ids_to_tokens(row)[1:-1] for row in ids]
+        out = []
+        for words, states in zip(pieces, hidden, strict=True):
+            vectors = np.asarray(states.float().cpu().numpy()[1:-1], dtype=np.float32)
+            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+            out.append((list(words), vectors))
+        return out
 
     def embed_query(self, texts: Sequence[str]) -> np.ndarray:
         """Embed a few short texts (search queries) on the single-threaded torch worker.

@@ -21,16 +21,13 @@ long document re-embeds only the chunks that changed.
 from __future__ import annotations
 
 import hashlib
-import math
-import re
 import threading
-from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 import sqlalchemy as sa
@@ -51,42 +48,6 @@ _EMBED_BATCH = 128
 #: Threads that run keyword searches next to query embedding.
 _KEYWORD_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="llmeco-kb-keyword")
 _LOOKUP_BATCH = 500
-_TERM = re.compile(r"[a-z0-9]+")
-#: Lengths of the word stems :class:`TermCounts` counts (a word's first 3, 4 and 5 letters).
-STEM_LENGTHS = (3, 4, 5)
-
-
-@dataclass(frozen=True)
-class TermCounts:
-    """How many chunks of a knowledge base hold each word stem: the statistics of IDF weights.
-
-    A chunk holds stem ``s`` when one of its (lower-cased) words starts with it; stems are
-    the first 3, 4 and 5 letters of words, so ``refunds`` is counted under ``ref``, ``refu``
-    and ``refun``, and a question word is looked up by its first five letters.
-    """
-
-    chunks: int
-    stems: dict[str, int]
-
-    @classmethod
-    def of(cls, texts: Iterable[str]) -> TermCounts:
-        """The counts for chunk texts ``texts``."""
-        counts: Counter[str] = Counter()
-        chunks = 0
-        for text in texts:
-            chunks += 1
-            words = set(_TERM.findall(text.lower()))
-            counts.update({w[:n] for w in words for n in STEM_LENGTHS if len(w) >= n})
-        return cls(chunks, dict(counts))
-
-    def frequency(self, word: str) -> int:
-        """Chunks holding a word that starts with the first five letters of ``word``."""
-        return self.stems.get(word.lower()[: STEM_LENGTHS[-1]], 0)
-
-    def idf(self, word: str) -> float:
-        """Smoothed inverse document frequency, ``1 + ln((N + 1) / (df + 1))``: 1 for a word
-        in every chunk, largest for a word in none."""
-        return 1.0 + math.log((self.chunks + 1) / (self.frequency(word) + 1))
 
 
 class TextEmbedder(Protocol):
@@ -100,11 +61,14 @@ class TextEmbedder(Protocol):
         ...
 
 
-_default: TextEmbedder | None = None
+if TYPE_CHECKING:
+    from llmeco.rag.embed import Embedder
+
+_default: Embedder | None = None
 _default_lock = threading.Lock()
 
 
-def default_embedder() -> TextEmbedder:
+def default_embedder() -> Embedder:
     """The packaged all-MiniLM-L6-v2, loaded once per process on first use."""
     global _default
     with _default_lock:
@@ -183,7 +147,6 @@ class KnowledgeBase:
         self.overlap_chars = overlap_chars
         self._embedder = embedder
         self._index: VectorIndex | None = None
-        self._terms: tuple[int, TermCounts] | None = None  # (KB version, counts)
         self._lock = threading.Lock()
 
     # ----------------------------------------------------------------- lifecycle
@@ -436,23 +399,6 @@ class KnowledgeBase:
     def _keyword(self, query: str, limit: int, index: VectorIndex) -> KeywordHits:
         with self.store.session() as s:
             return fts_search(s, self.id, query, limit, term_df=index.term_df)
-
-    def term_counts(self) -> TermCounts:
-        """Word-stem chunk counts of this knowledge base (for IDF), recounted when it changed."""
-        with self.store.session() as s:
-            version = self._current_index(s).version
-            with self._lock:
-                if self._terms is not None and self._terms[0] == version:
-                    return self._terms[1]
-            texts = s.execute(
-                sa.select(KbChunkRow.text)
-                .where(KbChunkRow.kb_id == self.id)
-                .execution_options(yield_per=1000)
-            ).scalars()
-            counts = TermCounts.of(texts)
-        with self._lock:
-            self._terms = (version, counts)
-        return counts
 
     def retriever(self, k: int = 5) -> Callable[[str], list[str]]:
         """A ``query -> [anchor, …]`` callable (``doc#heading``), best first, for evaluation."""

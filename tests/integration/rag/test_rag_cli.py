@@ -10,6 +10,8 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
+from llmeco.apps.answerability import Gate
+from llmeco.apps.calibration import GateStore
 from llmeco.cli.main import app
 from llmeco.rag.kb import TextEmbedder
 from llmeco.settings import Settings
@@ -63,3 +65,53 @@ def test_kb_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, minilm: Te
             )
         ).scalar_one()
         assert orphans == 0
+
+
+def test_kb_calibrate_stores_a_gate_the_assistant_then_uses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, minilm: TextEmbedder
+) -> None:
+    monkeypatch.setenv("LLMECO_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("LLMECO_DATABASE_URL", raising=False)
+    questions = Path("examples/kb-questions")
+    answerable, unanswerable = tmp_path / "a.jsonl", tmp_path / "u.jsonl"
+    answerable.write_text(
+        "".join((questions / "calibration.jsonl").read_text().splitlines(True)[:12])
+    )
+    unanswerable.write_text(
+        "".join((questions / "calibration-unanswerable.jsonl").read_text().splitlines(True)[:8])
+    )
+    runner = CliRunner()
+    assert runner.invoke(app, ["kb", "create", "shop"]).exit_code == 0
+    assert runner.invoke(app, ["kb", "add", "shop", "examples/corpus/handbook.md"]).exit_code == 0
+
+    dry = runner.invoke(
+        app, ["kb", "calibrate", "shop", str(answerable), str(unanswerable), "--dry-run"]
+    )
+    assert dry.exit_code == 0 and "not stored" in dry.output
+    store = Store.from_settings(Settings(home=tmp_path / "home"))
+    assert GateStore(store).get("shop") is None
+
+    done = runner.invoke(
+        app,
+        ["kb", "calibrate", "shop", str(answerable), str(unanswerable), "--handoff-target", "1"],
+    )
+    assert done.exit_code == 0, done.output
+    gate = GateStore(store).get("shop")
+    assert gate is not None and gate == Gate.from_json(done.stdout)
+    assert gate.fitted_on["answerable"] == 12 and gate.fitted_on["unanswerable"] == 8
+    assert gate.fitted_on["knowledge_base"] == "shop"
+    assert gate.fitted_on["out_of_fold"]["handoff_unanswerable"] == 1.0
+    assert set(gate.fitted_on["files"]) == {str(answerable), str(unanswerable)}
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "no query field"}\n')
+    refused = runner.invoke(app, ["kb", "calibrate", "shop", str(answerable), str(bad)])
+    assert refused.exit_code == 2 and "bad.jsonl:1" in refused.output
+    few = runner.invoke(
+        app, ["kb", "calibrate", "shop", str(answerable), str(answerable)[:-6] + "x"]
+    )
+    assert few.exit_code == 2
+    assert GateStore(store).get("shop") == gate  # a failed calibration keeps the stored gate
+
+    assert runner.invoke(app, ["kb", "delete", "shop", "--yes"]).exit_code == 0
+    assert GateStore(store).get("shop") is None

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import threading
 
+from llmeco.apps.answerability import Gate, default_gate
+from llmeco.apps.calibration import GateStore
 from llmeco.apps.conversations import ConversationLog
 from llmeco.apps.support import Embeds
 from llmeco.errors import NotFound
-from llmeco.rag.kb import KnowledgeBase, TextEmbedder
+from llmeco.rag.embed import Embedder
+from llmeco.rag.kb import KnowledgeBase
 from llmeco.store import Store
 
 #: Model names of the support assistant: ``support:<knowledge base>``.
@@ -20,7 +23,7 @@ class SupportDesk:
     def __init__(
         self,
         store: Store,
-        embedder: TextEmbedder,
+        embedder: Embedder,
         log: ConversationLog,
         *,
         model: str | None = None,
@@ -34,6 +37,7 @@ class SupportDesk:
         self.company = company
         self._kbs: dict[str, KnowledgeBase] = {}
         self._lock = threading.Lock()
+        self._gates = GateStore(store)
 
     @property
     def sentence_embedder(self) -> Embeds:
@@ -55,6 +59,11 @@ class SupportDesk:
                     ) from None
                 self._kbs[name] = kb
             return kb
+
+    def gate(self, name: str) -> Gate:
+        """The answerability gate of knowledge base ``name``: the one ``llmeco kb calibrate``
+        stored, else the default (read on every turn, so a new calibration applies at once)."""
+        return self._gates.get(name) or default_gate()
 
     def model_names(self) -> list[str]:
         """``support:<name>`` for every knowledge base in the store."""

@@ -78,6 +78,7 @@ async def support_chat(
             max_tokens=max_tokens,
             temperature=0.0 if req.temperature is None else req.temperature,
             seed=req.seed,
+            gate=desk.gate(kb_name),
         )
     )
     rid = f"chatcmpl-{ctx.request_id}"

@@ -1,0 +1,118 @@
+"""The answerability gate: features, fitting, the threshold rule, JSON, the shipped gate."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from llmeco.apps.answerability import (
+    FEATURES,
+    Gate,
+    Signals,
+    choose_threshold,
+    default_gate,
+    fit_gate,
+    open_gate,
+)
+from llmeco.apps.calibration import read_questions
+from llmeco.errors import ConfigError, NotFound
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_signals_become_the_feature_vector() -> None:
+    s = Signals(0.42, (1.0, 0.55, 0.3, 0.65), 0.7)
+    assert s.vector() == pytest.approx([0.42, 0.75, 0.5, 0.3, 0.625, 0.7])
+    assert Signals(0.1, ()).vector() == [0.1, 1.0, 1.0, 1.0, 1.0, 0.0]  # no content words
+    assert len(s.vector()) == len(FEATURES)
+
+
+def test_threshold_answers_the_most_while_reaching_the_handoff_target() -> None:
+    a = np.array([0.9, 0.8, 0.7, 0.35, 0.2])
+    u = np.array([0.1, 0.2, 0.3, 0.4, 0.75])
+    # 4 of 5 unanswerable must be handed off: the threshold must lie above 0.4
+    t = choose_threshold(a, u, 0.8)
+    assert t == 0.7 and (a >= t).sum() == 3 and (u < t).sum() == 4
+    # all five: only above 0.75
+    assert choose_threshold(a, u, 1.0) == 0.8
+    # nothing separable: a threshold over every probability hands off everything
+    assert choose_threshold(np.array([0.5]), np.array([0.9]), 1.0) > 0.9
+
+
+def test_fit_separates_what_the_signals_separate_and_reports_out_of_fold_rates() -> None:
+    rng = np.random.default_rng(0)
+    answerable = [Signals(0.6 + 0.2 * rng.random(), (1.0, 1.0, 0.8)) for _ in range(30)]
+    unanswerable = [Signals(0.2 + 0.2 * rng.random(), (1.0, 0.3)) for _ in range(20)]
+    gate = fit_gate(answerable, unanswerable, embed_model="m", sources={"note": "synthetic"})
+    assert all(map(gate.answers, answerable)) and not any(map(gate.answers, unanswerable))
+    oof = gate.fitted_on["out_of_fold"]
+    assert oof == {"answered": 1.0, "handoff_unanswerable": 1.0, "auc": 1.0}
+    assert gate.fitted_on["note"] == "synthetic" and gate.fitted_on["answerable"] == 30
+    # more similar → more likely answerable, all else equal
+    assert gate.probability(Signals(0.7, (1.0,))) > gate.probability(Signals(0.3, (1.0,)))
+
+
+def test_fit_keeps_the_handoff_target_on_overlapping_signals() -> None:
+    rng = np.random.default_rng(1)
+    answerable = [Signals(float(x), (1.0, 0.7)) for x in rng.normal(0.55, 0.1, 60)]
+    unanswerable = [Signals(float(x), (1.0, 0.7)) for x in rng.normal(0.4, 0.1, 30)]
+    gate = fit_gate(answerable, unanswerable, embed_model="m", handoff_target=0.9)
+    oof = gate.fitted_on["out_of_fold"]
+    assert oof["handoff_unanswerable"] >= 0.9 and 0.0 < oof["answered"] < 1.0
+    assert 0.6 < oof["auc"] < 1.0
+
+
+def test_fit_needs_enough_questions_of_each_kind() -> None:
+    few = [Signals(0.5, (1.0,))] * 4
+    with pytest.raises(ConfigError, match="at least 5"):
+        fit_gate(few * 5, few, embed_model="m")
+
+
+def test_gate_json_round_trip_and_bad_gates_are_refused() -> None:
+    gate = default_gate()
+    assert Gate.from_json(gate.to_json()) == gate
+    data = json.loads(gate.to_json())
+    for broken in (
+        "not json",
+        json.dumps({**data, "features": ["sentence_similarity"]}),
+        json.dumps({**data, "coef": data["coef"][:2]}),
+        json.dumps({**data, "scale": [0.0] * len(FEATURES)}),
+        json.dumps({**data, "threshold": "NaN"}),
+        json.dumps({k: v for k, v in data.items() if k != "intercept"}),
+    ):
+        with pytest.raises(ConfigError):
+            Gate.from_json(broken)
+    assert math.isclose(open_gate().probability(Signals(0.0, ())), 0.5)
+    assert open_gate().answers(Signals(0.0, ()))
+    assert dataclasses.replace(open_gate(), threshold=0.6).answers(Signals(0.9, ())) is False
+
+
+def test_the_shipped_gate_was_fitted_on_the_shipped_calibration_sets() -> None:
+    gate = default_gate()
+    assert gate.embed_model == "all-minilm-l6-v2"
+    files = gate.fitted_on["files"]
+    for name in ("calibration.jsonl", "calibration-unanswerable.jsonl"):
+        path = f"examples/kb-questions/{name}"
+        assert files[path] == hashlib.sha256((ROOT / path).read_bytes()).hexdigest()
+    answerable = ROOT / "examples/kb-questions/calibration.jsonl"
+    assert gate.fitted_on["answerable"] == len(read_questions(answerable))
+    assert gate.fitted_on["out_of_fold"]["handoff_unanswerable"] >= 0.8
+
+
+def test_question_files_are_checked_line_by_line(tmp_path: Path) -> None:
+    good = tmp_path / "q.jsonl"
+    good.write_text('{"query": "Where are you?"}\n\n{"query": "When?", "answer": "x"}\n')
+    assert read_questions(good) == ["Where are you?", "When?"]
+    with pytest.raises(NotFound):
+        read_questions(tmp_path / "missing.jsonl")
+    for text, where in (('{"query": 1}\n', ":1:"), ('{"query": "a"}\n{oops\n', ":2:")):
+        bad = tmp_path / "bad.jsonl"
+        bad.write_text(text)
+        with pytest.raises(ConfigError, match=where):
+            read_questions(bad)
