@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from llmeco.apps.answerability import HANDOFF_TARGET, Gate, Signals, fit_gate, open_gate
+from llmeco.apps.cache import CachedEmbeddings
 from llmeco.apps.support import Embeds, Searcher, plan_turn
 from llmeco.errors import ConfigError, NotFound
 from llmeco.store import Base, Store
@@ -94,6 +95,8 @@ def question_signals(
     progress: Callable[[], None] | None = None,
 ) -> list[Signals]:
     """Retrieve for each question as the assistant would and return its gate signals."""
+    if not isinstance(embedder, CachedEmbeddings):
+        embedder = CachedEmbeddings(embedder)
     out = []
     for query in queries:
         turn = plan_turn([{"role": "user", "content": query}], kb, embedder, gate=open_gate())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 from llmeco.apps.answerability import Gate, default_gate
+from llmeco.apps.cache import CachedEmbeddings
 from llmeco.apps.calibration import GateStore
 from llmeco.apps.conversations import ConversationLog
 from llmeco.apps.support import Embeds
@@ -38,11 +39,12 @@ class SupportDesk:
         self._kbs: dict[str, KnowledgeBase] = {}
         self._lock = threading.Lock()
         self._gates = GateStore(store)
+        self._cached = CachedEmbeddings(embedder)
 
     @property
     def sentence_embedder(self) -> Embeds:
-        """The embedder, as the assistant's answerability check uses it."""
-        return self.embedder
+        """The embedder as the assistant uses it: remembering the passages of recent turns."""
+        return self._cached
 
     def knowledge_base(self, name: str) -> KnowledgeBase:
         """The named knowledge base; 404 when it does not exist."""

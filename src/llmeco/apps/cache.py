@@ -1,0 +1,90 @@
+"""Embeddings of knowledge-base text remembered between support turns.
+
+Every turn embeds the sentences of its top passages, the passages' words and the passages'
+word pieces; the same passages come back turn after turn, so a turn mostly recomputes what the
+last one computed (about three quarters of a turn's CPU time on the handbook). This cache keeps
+the most recently used results, bounded by count.
+
+Why not ``functools.lru_cache``: results are numpy arrays for *lists* of texts, where a batch
+should compute only its missing texts, in one forward pass; and the cache is shared by the
+server's worker threads, so it needs its own lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Generic, TypeVar
+
+import numpy as np
+
+from llmeco.apps.support import Embeds
+
+V = TypeVar("V")
+#: A text's word pieces and their vectors.
+Pieces = tuple[list[str], np.ndarray]
+
+
+class _Lru(Generic[V]):
+    """A bounded, thread-safe mapping from text to a computed value, least recent out first."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[str, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_many(self, texts: Sequence[str]) -> dict[str, V]:
+        with self._lock:
+            found = {t: self._items[t] for t in texts if t in self._items}
+            for t in found:
+                self._items.move_to_end(t)
+        return found
+
+    def put_many(self, values: dict[str, V]) -> None:
+        with self._lock:
+            for text, value in values.items():
+                self._items[text] = value
+                self._items.move_to_end(text)
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class CachedEmbeddings:
+    """An :class:`~llmeco.apps.support.Embeds` that remembers the vectors of recent texts.
+
+    ``embed`` keeps up to ``vectors`` sentence vectors (1.5 KB each with MiniLM);
+    ``token_vectors`` keeps up to ``passages`` texts' piece vectors (a passage of 200 pieces
+    takes 300 KB), so the defaults stay near 12 + 20 MB. Values are returned exactly as the
+    wrapped embedder computed them.
+    """
+
+    def __init__(self, inner: Embeds, *, vectors: int = 8192, passages: int = 64) -> None:
+        self.inner = inner
+        self._vectors: _Lru[np.ndarray] = _Lru(vectors)
+        self._pieces: _Lru[Pieces] = _Lru(passages)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """One unit vector per text; only texts not seen recently are embedded (together)."""
+        found = self._vectors.get_many(texts)
+        missing = list(dict.fromkeys(t for t in texts if t not in found))
+        if missing:
+            computed = dict(zip(missing, self.inner.embed(missing), strict=True))
+            self._vectors.put_many(computed)
+            found.update(computed)
+        if not texts:
+            return self.inner.embed([])
+        return np.stack([found[t] for t in texts])
+
+    def token_vectors(self, texts: Sequence[str]) -> list[tuple[list[str], np.ndarray]]:
+        """Each text's word pieces and piece vectors; recent texts come from the cache."""
+        found = self._pieces.get_many(texts)
+        missing = list(dict.fromkeys(t for t in texts if t not in found))
+        if missing:
+            computed = dict(zip(missing, self.inner.token_vectors(missing), strict=True))
+            self._pieces.put_many(computed)
+            found.update(computed)
+        return [(list(found[t][0]), found[t][1]) for t in texts]
