@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Generic, TypeVar
 
 import numpy as np
@@ -34,23 +34,24 @@ class _Lru(Generic[V]):
         self._items: OrderedDict[str, V] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get_many(self, texts: Sequence[str]) -> dict[str, V]:
+    def fetch(self, texts: Sequence[str], compute: Callable[[list[str]], Iterable[V]]) -> list[V]:
+        """The value of each text: remembered ones from here, the others from one call of
+        ``compute`` (each distinct missing text once, in order), then remembered."""
         with self._lock:
             found = {t: self._items[t] for t in texts if t in self._items}
             for t in found:
                 self._items.move_to_end(t)
-        return found
-
-    def put_many(self, values: dict[str, V]) -> None:
-        with self._lock:
-            for text, value in values.items():
-                self._items[text] = value
-                self._items.move_to_end(text)
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._items)
+        missing = list(dict.fromkeys(t for t in texts if t not in found))
+        if missing:
+            computed = dict(zip(missing, compute(missing), strict=True))
+            found.update(computed)
+            with self._lock:
+                for text, value in computed.items():
+                    self._items[text] = value
+                    self._items.move_to_end(text)
+                while len(self._items) > self.capacity:
+                    self._items.popitem(last=False)
+        return [found[t] for t in texts]
 
 
 class CachedEmbeddings:
@@ -69,22 +70,11 @@ class CachedEmbeddings:
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """One unit vector per text; only texts not seen recently are embedded (together)."""
-        found = self._vectors.get_many(texts)
-        missing = list(dict.fromkeys(t for t in texts if t not in found))
-        if missing:
-            computed = dict(zip(missing, self.inner.embed(missing), strict=True))
-            self._vectors.put_many(computed)
-            found.update(computed)
         if not texts:
             return self.inner.embed([])
-        return np.stack([found[t] for t in texts])
+        return np.stack(self._vectors.fetch(texts, self.inner.embed))
 
-    def token_vectors(self, texts: Sequence[str]) -> list[tuple[list[str], np.ndarray]]:
+    def token_vectors(self, texts: Sequence[str]) -> list[Pieces]:
         """Each text's word pieces and piece vectors; recent texts come from the cache."""
-        found = self._pieces.get_many(texts)
-        missing = list(dict.fromkeys(t for t in texts if t not in found))
-        if missing:
-            computed = dict(zip(missing, self.inner.token_vectors(missing), strict=True))
-            self._pieces.put_many(computed)
-            found.update(computed)
-        return [(list(found[t][0]), found[t][1]) for t in texts]
+        found = self._pieces.fetch(texts, self.inner.token_vectors)
+        return [(list(pieces), vectors) for pieces, vectors in found]
