@@ -62,13 +62,19 @@ class Signals:
     #: passage (contextual token embeddings, as BERTScore's recall does).
     token_recall: float = 0.0
 
+    def coverage(self, threshold: float) -> float:
+        """Share of the question's content words at least ``threshold`` close to a passage
+        word (1.0 for a question without content words)."""
+        words = self.word_similarities or (1.0,)
+        return sum(w >= threshold for w in words) / len(words)
+
     def vector(self) -> list[float]:
         """The feature values, in :data:`FEATURES` order."""
         words = self.word_similarities or (1.0,)
         return [
             self.sentence_similarity,
-            sum(w >= 0.5 for w in words) / len(words),
-            sum(w >= 0.6 for w in words) / len(words),
+            self.coverage(0.5),
+            self.coverage(0.6),
             min(words),
             sum(words) / len(words),
             self.token_recall,

@@ -27,10 +27,13 @@ Pieces = tuple[list[str], np.ndarray]
 
 
 class _Lru(Generic[V]):
-    """A bounded, thread-safe mapping from text to a computed value, least recent out first."""
+    """A thread-safe mapping from text to a computed value, least recent out first, holding
+    at most ``capacity`` in total ``size`` (each value counts 1 unless ``size`` says more)."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, size: Callable[[V], int] = lambda _: 1) -> None:
         self.capacity = capacity
+        self.size = size
+        self.held = 0
         self._items: OrderedDict[str, V] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -47,26 +50,29 @@ class _Lru(Generic[V]):
             found.update(computed)
             with self._lock:
                 for text, value in computed.items():
+                    if text not in self._items:
+                        self.held += self.size(value)
                     self._items[text] = value
                     self._items.move_to_end(text)
-                while len(self._items) > self.capacity:
-                    self._items.popitem(last=False)
+                while self.held > self.capacity:
+                    self.held -= self.size(self._items.popitem(last=False)[1])
         return [found[t] for t in texts]
 
 
 class CachedEmbeddings:
     """An :class:`~llmeco.apps.support.Embeds` that remembers the vectors of recent texts.
 
-    ``embed`` keeps up to ``vectors`` sentence vectors (1.5 KB each with MiniLM);
-    ``token_vectors`` keeps up to ``passages`` texts' piece vectors (a passage of 200 pieces
-    takes 300 KB), so the defaults stay near 12 + 20 MB. Values are returned exactly as the
+    ``embed`` keeps up to ``vectors`` sentence vectors and ``token_vectors`` up to ``pieces``
+    piece vectors in all (1.5 KB each with MiniLM), so the defaults stay near 12 + 25 MB; a
+    question's few pieces cost little next to a passage's hundreds, so questions, which are
+    seldom asked twice, do not push the passages out. Values are returned exactly as the
     wrapped embedder computed them.
     """
 
-    def __init__(self, inner: Embeds, *, vectors: int = 8192, passages: int = 64) -> None:
+    def __init__(self, inner: Embeds, *, vectors: int = 8192, pieces: int = 16384) -> None:
         self.inner = inner
         self._vectors: _Lru[np.ndarray] = _Lru(vectors)
-        self._pieces: _Lru[Pieces] = _Lru(passages)
+        self._pieces: _Lru[Pieces] = _Lru(pieces, size=lambda value: max(1, len(value[0])))
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """One unit vector per text; only texts not seen recently are embedded (together)."""

@@ -88,11 +88,12 @@ def read_questions(path: Path) -> list[str]:
     return queries
 
 
+#: Told ``(questions done, questions in all)`` after each question.
+Progress = Callable[[int, int], None]
+
+
 def question_signals(
-    kb: Searcher,
-    embedder: Embeds,
-    queries: Sequence[str],
-    progress: Callable[[], None] | None = None,
+    kb: Searcher, embedder: Embeds, queries: Sequence[str], progress: Progress | None = None
 ) -> list[Signals]:
     """Retrieve for each question as the assistant would and return its gate signals."""
     if not isinstance(embedder, CachedEmbeddings):
@@ -102,7 +103,7 @@ def question_signals(
         turn = plan_turn([{"role": "user", "content": query}], kb, embedder, gate=open_gate())
         out.append(turn.signals)
         if progress is not None:
-            progress()
+            progress(len(out), len(queries))
     return out
 
 
@@ -114,7 +115,7 @@ def calibrate(
     unanswerable: Path,
     *,
     handoff_target: float = HANDOFF_TARGET,
-    progress: Callable[[], None] | None = None,
+    progress: Progress | None = None,
 ) -> Gate:
     """Fit ``kb``'s gate on two question files (see the module docstring); not stored.
 
@@ -131,9 +132,10 @@ def calibrate(
             str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in (answerable, unanswerable)
         },
     }
+    signals = question_signals(kb, embedder, [*a, *u], progress)
     return fit_gate(
-        question_signals(kb, embedder, a, progress),
-        question_signals(kb, embedder, u, progress),
+        signals[: len(a)],
+        signals[len(a) :],
         embed_model=embed_model,
         handoff_target=handoff_target,
         sources=sources,

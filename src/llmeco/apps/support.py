@@ -37,7 +37,7 @@ from typing import Protocol
 
 import numpy as np
 
-from llmeco.apps.answerability import FEATURES, Gate, Signals, default_gate
+from llmeco.apps.answerability import Gate, Signals, default_gate
 from llmeco.apps.spec import PromptSpec
 from llmeco.engine.request import SamplingParams
 from llmeco.governance import redact
@@ -301,11 +301,10 @@ def plan_turn(
     gate = gate or default_gate()
     turn = SupportTurn(query, citations, signals, gate.probability(signals))
     if turn.answerability < gate.threshold:
-        covered = signals.vector()[FEATURES.index("coverage_50")]
         turn.handoff_reason = (
             f"the passages do not seem to answer it (answerability {turn.answerability:.2f} "
             f"< {gate.threshold:.2f}; best sentence similarity {similarity:.2f}, "
-            f"{covered:.0%} of the question's words covered)"
+            f"{signals.coverage(0.5):.0%} of the question's words covered)"
         )
         turn.citations = []
         return turn

@@ -24,6 +24,7 @@ kb_app = typer.Typer(help="Knowledge bases: documents the support assistant answ
 
 
 def _store() -> Store:
+    # imported for their tables, which they register on Base
     import llmeco.apps.calibration
     import llmeco.rag.tables  # noqa: F401
     from llmeco.settings import Settings
@@ -160,24 +161,22 @@ def calibrate(
     and store it: ``support:NAME`` uses it from the next turn. Prints the gate as JSON."""
     from rich.progress import Progress
 
-    from llmeco.apps.calibration import GateStore, read_questions
+    from llmeco.apps.calibration import GateStore
     from llmeco.apps.calibration import calibrate as fit
     from llmeco.rag.kb import KnowledgeBase, default_embedder
 
     store = _store()
     kb = KnowledgeBase.open(store, name)
-    total = len(read_questions(answerable)) + len(read_questions(unanswerable))
-    embedder = default_embedder()
     with Progress(transient=True) as bar:
-        task = bar.add_task("retrieving for each question", total=total)
+        task = bar.add_task("retrieving for each question", total=None)
         gate = fit(
             kb,
-            embedder,
+            default_embedder(),
             kb.embed_model,
             answerable,
             unanswerable,
             handoff_target=handoff_target,
-            progress=lambda: bar.advance(task),
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     if not dry_run:
         GateStore(store).put(name, gate)
@@ -238,12 +237,12 @@ def delete(
     name: str = typer.Argument(..., help="Knowledge base to delete."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
-    """Delete a knowledge base with all its documents."""
+    """Delete a knowledge base with all its documents (and its calibrated hand-off gate)."""
+    from llmeco.apps.calibration import GateStore
+
     kb = _open(name)
     if not yes:
         typer.confirm(f"delete knowledge base {name!r} and all its documents?", abort=True)
-    from llmeco.apps.calibration import GateStore
-
     kb.drop()
     GateStore(kb.store).delete(name)
     typer.echo(f"deleted knowledge base {name!r}")

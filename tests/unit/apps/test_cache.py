@@ -49,7 +49,7 @@ def test_values_are_the_wrapped_embedders_and_only_misses_are_computed() -> None
 
 def test_the_cache_is_bounded_and_forgets_the_least_recent() -> None:
     inner = CountingEmbedder()
-    cached = CachedEmbeddings(inner, vectors=2, passages=1)
+    cached = CachedEmbeddings(inner, vectors=2, pieces=2)  # "x y" fills the pieces
     cached.embed(["a", "b"])
     cached.embed(["a"])  # "a" is now the most recent
     cached.embed(["c"])  # evicts "b"
