@@ -30,6 +30,7 @@ from llmeco.engine.async_engine import AsyncEngine
 from llmeco.engine.request import ChatPrompt, SamplingParams
 from llmeco.modeling.load import load_tokenizer, resolve_model
 from llmeco.modeling.quant import quantize_int8
+from llmeco.registry.checkout import resolve_local
 from llmeco.settings import Settings
 
 TOPICS = [
@@ -191,7 +192,7 @@ def merge(parts: list[dict[str, Any]], c: int) -> dict[str, Any]:
 
 def peer_main(args: argparse.Namespace) -> None:
     """The peer in its own process, so neither side's torch threads disturb the other's."""
-    source = resolve_model(args.model, Settings())
+    source = resolve_model(args.model, Settings(), resolve_ref=resolve_local)
     if args.peer_quantization == "int8":  # the same int8 weights and kernel as llmeco's
         model = AutoModelForCausalLM.from_pretrained(source.path, dtype=torch.bfloat16)
         quantize_int8(model)

@@ -49,6 +49,10 @@ class StubEngine:
 
     model_info = ModelInfo(name="stub", max_model_len=2048, vocab_size=32000, created=0)
 
+    def acquire(self) -> StubEngine:
+        """A plain engine serves every request itself."""
+        return self
+
     def stats(self) -> EngineStats:
         return EngineStats(running=0, waiting=0, kv_blocks_used=0, kv_blocks_total=1)
 
@@ -248,8 +252,8 @@ async def in_process(home: Path, n: int) -> dict[str, Any]:
 
 def ledger_facts(home: Path, requests: int) -> dict[str, Any]:
     """Entries, commits (transactions) and verification of the governed server's ledger."""
-    from llmeco.governance.audit_checkpoint import Signer
-    from llmeco.governance.audit_verify import verify_ledger
+    from llmeco.governance.audit.checkpoint import Signer
+    from llmeco.governance.audit.verify import verify_ledger
     from llmeco.store import Store
 
     settings = Settings(home=home)

@@ -10,11 +10,13 @@
     ├── UnsafeFile         a pickled checkpoint or a path escaping its root → 400
     ├── AuthError          missing or bad credentials               → 401
     ├── PermissionDenied   a key without the scope it needs         → 403
-    ├── LimitExceeded      quota or rate limit                      → 429
-    ├── Overloaded         the engine's waiting queue is full       → 429 + Retry-After
+    ├── LimitExceeded      quota or rate limit                      → 429 + Retry-After
+    │   └── Overloaded     the engine's waiting queue is full       → 429 + Retry-After
     ├── GateFailed         a promotion gate blocked a candidate     → 409 / CLI exit 1
     ├── GenerateError      a generation failed; the engine lives on → 500
-    └── EngineDead         the engine cannot serve any more         → 503
+    └── ServiceUnavailable a dependency the server needs is down    → 503
+        ├── EngineDead          the engine cannot serve any more → 503 engine_unavailable
+        └── LimitsUnavailable   the limits store (Redis) is down → 503 limits_unavailable
 """
 
 from __future__ import annotations
@@ -92,5 +94,18 @@ class GenerateError(LlmecoError):
     """One generation failed; other requests and the engine carry on."""
 
 
-class EngineDead(LlmecoError):
+class ServiceUnavailable(LlmecoError):
+    """Something the server needs to answer is down; the request may succeed later.
+
+    The base of every 503: the HTTP edge maps each subclass to its own error code, so a
+    client (and an operator reading the response) can tell which dependency failed.
+    """
+
+
+class EngineDead(ServiceUnavailable):
     """The engine has stopped (shut down or crashed) and serves no more requests."""
+
+
+class LimitsUnavailable(ServiceUnavailable):
+    """The shared limits store (Redis) cannot be reached, so requests are refused rather than
+    served unmetered; the message names the Redis URL without its credentials."""

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
-    from llmeco.governance.audit_checkpoint import Checkpoint
+    from llmeco.governance.audit.checkpoint import Checkpoint
     from llmeco.settings import Settings
     from llmeco.store import Store
 
@@ -34,7 +34,7 @@ def _open() -> tuple[Settings, Store]:
 def _public_key(settings: Settings, given: str | None) -> str:
     if given:
         return given.strip().lower()
-    from llmeco.governance.audit_checkpoint import Signer
+    from llmeco.governance.audit.checkpoint import Signer
 
     return Signer.from_settings(settings).public_key
 
@@ -51,7 +51,7 @@ def _read_json(path: Path, what: str) -> Any:
 
 
 def _load_checkpoint(path: Path) -> Checkpoint:
-    from llmeco.governance.audit_checkpoint import Checkpoint
+    from llmeco.governance.audit.checkpoint import Checkpoint
 
     return Checkpoint.from_dict(_read_json(path, "checkpoint"))
 
@@ -81,7 +81,7 @@ def verify(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from llmeco.governance.audit_verify import verify_ledger, verify_proof
+    from llmeco.governance.audit.verify import verify_ledger, verify_proof
 
     settings, store = _open()
     key = _public_key(settings, public_key)
@@ -92,7 +92,7 @@ def verify(
     if chain:
         from sqlalchemy import func, select
 
-        from llmeco.governance import audit_tables as t
+        from llmeco.governance.audit import tables as t
 
         with store.session() as s:
             total = int(s.scalar(select(func.count()).select_from(t.entries)) or 0)
@@ -171,7 +171,7 @@ def prove(
     out: Annotated[Path | None, typer.Option(help="Write the proof here too.")] = None,
 ) -> None:
     """Print an inclusion proof of entry SEQ (JSON) that `verify --proof` checks."""
-    from llmeco.governance.audit_verify import make_inclusion_proof
+    from llmeco.governance.audit.verify import make_inclusion_proof
 
     _, store = _open()
     proof = make_inclusion_proof(store, seq, _load_checkpoint(checkpoint) if checkpoint else None)
@@ -187,7 +187,7 @@ def consistency(
     out: Annotated[Path | None, typer.Option(help="Write the proof here too.")] = None,
 ) -> None:
     """Print a proof that the first OLD_SIZE entries are unchanged in the latest checkpoint."""
-    from llmeco.governance.audit_verify import make_consistency_proof
+    from llmeco.governance.audit.verify import make_consistency_proof
 
     _, store = _open()
     proof = make_consistency_proof(store, old_size)
@@ -200,7 +200,7 @@ def consistency(
 @audit_app.command()
 def show(seq: Annotated[int, typer.Argument(help="Entry to show.")]) -> None:
     """Print one entry (and its decrypted, redacted bodies when the ledger keeps them)."""
-    from llmeco.governance.audit_verify import read_entry
+    from llmeco.governance.audit.verify import read_entry
     from llmeco.governance.crypto import Cipher
 
     settings, store = _open()
@@ -218,7 +218,7 @@ def tail(
     from rich.console import Console
     from rich.table import Table
 
-    from llmeco.governance import audit_tables as t
+    from llmeco.governance.audit import tables as t
 
     _, store = _open()
     c = t.entries.c

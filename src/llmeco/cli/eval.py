@@ -98,11 +98,18 @@ def run(
     print_results(record)
     Console().print(f"run {record['run_id']} written to {run_dir}", highlight=False)
     if register:
+        from llmeco.evaluation.report import metric_directions
         from llmeco.registry import Registry
 
         info = record["model"]["registry"]
         registry = Registry.open(settings)
-        attached = registry.attach_eval(info["name"], info["version"], record, str(run_dir))
+        attached = registry.attach_eval(
+            info["name"],
+            info["version"],
+            record,
+            str(run_dir),
+            directions=metric_directions(record),
+        )
         Console().print(
             f"attached to {attached.name}:{attached.version} (suite {attached.suite})",
             highlight=False,

@@ -167,7 +167,7 @@ def usage(
     from rich.table import Table
 
     from llmeco.governance.limits import UsageLedger, today
-    from llmeco.governance.limits_redis import read_usage
+    from llmeco.governance.limits.redis import read_usage
 
     settings, keys = _open()
     day = day or today()

@@ -109,8 +109,9 @@ def register(
     path = Path(directory)
     if not path.is_dir():
         from llmeco.modeling.load import resolve_model
+        from llmeco.registry.checkout import resolve_local
 
-        path = resolve_model(directory, settings).path
+        path = resolve_model(directory, settings, resolve_ref=resolve_local).path
     registry = _open(settings)
     who = actor or default_actor()
     with Progress(
@@ -383,12 +384,18 @@ def attach(
     run_dir: Annotated[Path, typer.Argument(help="An eval run directory (or its results.json).")],
 ) -> None:
     """Attach an existing evaluation run to a version (what `eval run --register` does)."""
-    from llmeco.evaluation.report import load_run
+    from llmeco.evaluation.report import load_run, metric_directions
 
     registry = _open()
     name, number = _split_ref(ref)
+    version = number or registry.get(name).version
+    results = load_run(run_dir)
     record = registry.attach_eval(
-        name, number or registry.get(name).version, load_run(run_dir), str(run_dir)
+        name,
+        version,
+        results,
+        str(run_dir),
+        directions=metric_directions(results),
     )
     typer.echo(f"attached run {record.run_id} (suite {record.suite}) to {name}:{record.version}")
 

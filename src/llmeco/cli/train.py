@@ -1,13 +1,13 @@
 """``llmeco train pretrain|sft|classify --config run.yaml [--set key=value ...] [--resume]
 [--nproc N]`` and ``llmeco train merge --base REF --adapter DIR --out DIR``.
 
-With ``--nproc N`` (N > 1) the command relaunches itself under torchrun in N processes
-(``python -m llmeco.cli.train …`` is the worker entry point).
+With ``--nproc N`` (N > 1) the command relaunches itself under torchrun in N processes, each
+running the same command as ``python -m llmeco train …`` (:mod:`llmeco.__main__`).
 """
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -59,28 +59,33 @@ def _run(
     Console().print(f"saved model to {run.output_dir} ({shown})")
 
 
-@train_app.command("pretrain")
-def pretrain(
-    config: ConfigOpt = None, set_: SetOpt = None, resume: ResumeOpt = False, nproc: NprocOpt = 1
-) -> None:
-    """Pretrain a Llama model from a size preset on packed fixed-length blocks."""
-    _run("pretrain", config, set_, resume, nproc)
+def _train_command(task: str, summary: str) -> Callable[..., None]:
+    """The ``llmeco train TASK`` command: the same options for every task, run by :func:`_run`."""
+
+    def command(
+        config: ConfigOpt = None,
+        set_: SetOpt = None,
+        resume: ResumeOpt = False,
+        nproc: NprocOpt = 1,
+    ) -> None:
+        _run(task, config, set_, resume, nproc)
+
+    command.__name__ = command.__qualname__ = task
+    command.__doc__ = summary
+    return command
 
 
-@train_app.command("sft")
-def sft(
-    config: ConfigOpt = None, set_: SetOpt = None, resume: ResumeOpt = False, nproc: NprocOpt = 1
-) -> None:
-    """Fine-tune a model on conversations (loss on assistant replies only); full or LoRA."""
-    _run("sft", config, set_, resume, nproc)
+#: The training tasks, each a ``llmeco train TASK`` command, with the command's help.
+TASKS: dict[str, str] = {
+    "pretrain": "Pretrain a Llama model from a size preset on packed fixed-length blocks.",
+    "sft": "Fine-tune a model on conversations (loss on assistant replies only); full or LoRA.",
+    "classify": (
+        "Train a sequence classifier (text → label) on a base model; accuracy and macro F1."
+    ),
+}
 
-
-@train_app.command("classify")
-def classify(
-    config: ConfigOpt = None, set_: SetOpt = None, resume: ResumeOpt = False, nproc: NprocOpt = 1
-) -> None:
-    """Train a sequence classifier (text → label) on a base model; accuracy and macro F1."""
-    _run("classify", config, set_, resume, nproc)
+for _task, _summary in TASKS.items():
+    train_app.command(_task)(_train_command(_task, _summary))
 
 
 @train_app.command("merge")
@@ -94,20 +99,18 @@ def merge(
 ) -> None:
     """Merge a LoRA adapter into its base model: a plain HF directory the engine serves."""
     from llmeco.modeling.lora import merge_adapter
+    from llmeco.registry.checkout import resolve_local
     from llmeco.settings import Settings
 
     console = Console(stderr=True)
     with console.status("merging"):
-        merge_adapter(base, adapter, out, Settings(), overwrite=overwrite, console=console)
+        merge_adapter(
+            base,
+            adapter,
+            out,
+            Settings(),
+            overwrite=overwrite,
+            console=console,
+            resolve_ref=resolve_local,
+        )
     Console().print(f"merged {adapter} into {base}: {out}")
-
-
-def _worker_main() -> None:
-    """torchrun's entry point: ``python -m llmeco.cli.train TASK ARGS`` (same as the CLI)."""
-    from llmeco.cli.main import app
-
-    app(["train", *sys.argv[1:]], prog_name="llmeco")
-
-
-if __name__ == "__main__":
-    _worker_main()

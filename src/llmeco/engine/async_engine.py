@@ -80,11 +80,12 @@ class AsyncEngine:
             select_device,
             select_dtype,
         )
+        from llmeco.registry.checkout import resolve_local
 
         def build() -> tuple[EngineCore, ModelInfo]:
             if settings.threads:
                 torch.set_num_threads(settings.threads)
-            source = resolve_model(ref, settings)
+            source = resolve_model(ref, settings, resolve_ref=resolve_local)
             device = select_device(settings)
             dtype = select_dtype(settings, device)
             config = load_config(source.path)
@@ -202,6 +203,10 @@ class AsyncEngine:
     async def check_health(self) -> None:
         """Raise ``EngineDead`` when the engine cannot serve."""
         self._check_alive()
+
+    def acquire(self) -> AsyncEngine:
+        """A plain engine serves every request itself (no hot swap)."""
+        return self
 
     def stats(self) -> EngineStats:
         """Running/waiting counts and KV usage right now."""

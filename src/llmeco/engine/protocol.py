@@ -45,7 +45,23 @@ class EngineStats:
 
 
 @runtime_checkable
-class EngineClient(Protocol):
+class EngineProvider(Protocol):
+    """What the server keeps for each served model: the source of an engine per request.
+
+    A plain engine hands out itself; a hot-swappable slot
+    (:class:`llmeco.engine.swap.ModelSlot`) hands out a lease on its current engine, so a
+    request runs on one model version from start to end even if the model is swapped
+    meanwhile. The server calls :meth:`acquire` once per request and never asks which kind
+    it holds.
+    """
+
+    def acquire(self) -> EngineClient:
+        """The engine this request runs on (released when the request lets go of it)."""
+        ...
+
+
+@runtime_checkable
+class EngineClient(EngineProvider, Protocol):
     """An engine serving one model to many concurrent requests."""
 
     @property

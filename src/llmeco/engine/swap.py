@@ -39,6 +39,10 @@ class Lease:
     def __init__(self, engine: EngineClient) -> None:
         self.engine = engine
 
+    def acquire(self) -> EngineClient:
+        """A lease is already pinned to one engine: itself."""
+        return self
+
     @property
     def model_info(self) -> ModelInfo:
         """The leased engine's model."""
@@ -114,6 +118,10 @@ class ModelSlot:
         lease = Lease(self._engine)
         self._leases.add(lease)
         return lease
+
+    def acquire(self) -> EngineClient:
+        """A lease on the current engine (:class:`~llmeco.engine.protocol.EngineProvider`)."""
+        return self.lease()
 
     @property
     def retiring(self) -> list[dict[str, object]]:

@@ -13,12 +13,16 @@ classification   ``{"text", "label"}``; ``method``: ``prompt`` (the engine answe
 generation       ``{"prompt", "reference"}`` or ``{"messages"}`` whose last assistant turn is
                  the reference; optional ``"keywords"`` (groups of alternatives)
 retrieval        ``{"query", "relevant": [ids]}`` against ``retriever:`` (hit@k, MRR)
+
+:func:`register_builtin_tasks` puts them (and the ``kb:`` retriever) into a task table;
+:mod:`.suite` does that with the shared table when it is imported.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -26,8 +30,9 @@ from pydantic import Field, model_validator
 
 from llmeco.errors import ConfigError
 from llmeco.evaluation import metrics as M
-from llmeco.evaluation.suite import TaskConfig, field, read_jsonl
-from llmeco.evaluation.tasks import EvalContext, TaskResult
+from llmeco.evaluation.context import EvalContext, Retriever, RetrieverFactory, TaskResult
+from llmeco.evaluation.tasks import TaskConfig, TaskType, field, read_jsonl
+from llmeco.settings import Settings
 
 if TYPE_CHECKING:
     from llmeco.evaluation.scoring import LoglikRequest
@@ -422,3 +427,34 @@ async def run_retrieval(config: RetrievalConfig, ctx: EvalContext) -> TaskResult
         for q, rel, ids, rank in zip(queries, relevant, ranked, ranks, strict=True)
     ]
     return TaskResult(len(queries), metrics, {"skipped": len(records) - len(queries)}, predictions)
+
+
+# ---- registration -----------------------------------------------------------------------
+
+
+def _kb_retriever(name: str, settings: Settings) -> Retriever:
+    """``kb:NAME`` — the knowledge base's hybrid retriever (:mod:`llmeco.rag`), ids are
+    section anchors (``handbook.md#Returns``)."""
+    from llmeco.rag.evaluate import kb_retriever
+
+    return kb_retriever(name, settings)
+
+
+def register_builtin_tasks(
+    table: MutableMapping[str, TaskType], retrievers: MutableMapping[str, RetrieverFactory]
+) -> None:
+    """Add the built-in task types to ``table`` and the ``kb`` retriever to ``retrievers``.
+
+    A name the table already has keeps its entry, so a plugin's replacement of a built-in
+    survives whichever of the two was registered first.
+    """
+    retrievers.setdefault("kb", _kb_retriever)
+    builtins: dict[str, TaskType] = {
+        "perplexity": TaskType(PerplexityConfig, run_perplexity),
+        "multiple_choice": TaskType(MultipleChoiceConfig, run_multiple_choice),
+        "classification": TaskType(ClassificationConfig, run_classification),
+        "generation": TaskType(GenerationConfig, run_generation),
+        "retrieval": TaskType(RetrievalConfig, run_retrieval),
+    }
+    for name, task_type in builtins.items():
+        table.setdefault(name, task_type)

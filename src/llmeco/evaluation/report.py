@@ -1,4 +1,5 @@
-"""Writing a run (JSON, Markdown, PNG chart, predictions) and comparing two runs."""
+"""Writing a run (JSON, Markdown, PNG chart, predictions), comparing two runs, and the
+direction of each of a run's metrics (what the registry stores with an attached run)."""
 
 from __future__ import annotations
 
@@ -180,6 +181,21 @@ def compare_runs(a: dict[str, Any], b: dict[str, Any]) -> list[CompareRow]:
         for metric in list(ma) + [m for m in mb if m not in ma]:
             rows.append(CompareRow(task, metric, _num(ma.get(metric)), _num(mb.get(metric))))
     return rows
+
+
+def metric_directions(record: dict[str, Any]) -> dict[str, str]:
+    """``task.metric`` → ``"lower"`` or ``"higher"``: which way each numeric metric of a run
+    improves. Passed to :meth:`llmeco.registry.Registry.attach_eval` so that promotion gates
+    and version diffs compare in the direction the evaluation knows, not by guessing.
+    Whatever is not a metric value is skipped: the registry validates the record itself."""
+    out: dict[str, str] = {}
+    tasks = record.get("tasks")
+    for task_name, task in (tasks if isinstance(tasks, dict) else {}).items():
+        metrics = task.get("metrics") if isinstance(task, dict) else None
+        for metric, value in (metrics if isinstance(metrics, dict) else {}).items():
+            if _num(value) is not None:
+                out[f"{task_name}.{metric}"] = "lower" if lower_is_better(metric) else "higher"
+    return out
 
 
 def _num(value: Any) -> float | None:

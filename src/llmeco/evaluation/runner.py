@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from llmeco import __version__
 from llmeco.errors import ConfigError
+from llmeco.evaluation.context import EvalContext, ProgressFn, Retriever
 from llmeco.evaluation.report import write_run
 from llmeco.evaluation.suite import Suite
-from llmeco.evaluation.tasks import TASK_TYPES, EvalContext, ProgressFn, Retriever
+from llmeco.evaluation.tasks import TASK_TYPES
 from llmeco.settings import Settings
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ async def run_suite(
             reference or a task raises.
     """
     from llmeco.modeling.load import resolve_model
+    from llmeco.registry.checkout import resolve_local
     from llmeco.registry.refs import parse_ref
 
     chosen = list(suite.tasks)
@@ -66,7 +68,7 @@ async def run_suite(
         if unknown:
             raise ConfigError(f"suite {suite.name!r} has no task {', '.join(unknown)}")
         chosen = [t for t in suite.tasks if t.name in tasks]
-    source = resolve_model(ref, settings)
+    source = resolve_model(ref, settings, resolve_ref=resolve_local)
     run_id = new_run_id(suite.name, ref)
     out = out_dir if out_dir is not None else settings.home / "evals" / run_id
     registry_ref = parse_ref(ref) if not Path(ref).exists() else None

@@ -14,55 +14,29 @@
 
 Each task's ``type`` selects its config class from :data:`llmeco.evaluation.tasks.TASK_TYPES`
 (built-ins: ``perplexity``, ``multiple_choice``, ``classification``, ``generation``,
-``retrieval``; plugins may register more). Unknown fields are errors, so a typo never silently
-changes what is measured. The suite's ``sha256`` covers the YAML and every data file, so two
-runs with the same hash measured the same thing.
+``retrieval``, registered when this module is imported; plugins may register more). Unknown
+fields are errors, so a typo never silently changes what is measured. The suite's ``sha256``
+covers the YAML and every data file, so two runs with the same hash measured the same thing.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import ValidationError
 
 from llmeco.errors import ConfigError
+from llmeco.evaluation.builtin_tasks import register_builtin_tasks
+from llmeco.evaluation.context import RETRIEVERS
+from llmeco.evaluation.tasks import NAME_CHARS, TASK_TYPES, TaskConfig
 
-_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
-
-
-class TaskConfig(BaseModel):
-    """Fields every task has; each task type subclasses it with its own."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(description="Task name; metrics are reported as NAME.METRIC.")
-    type: str = Field(description="Task type (perplexity, multiple_choice, …).")
-    data: Path = Field(description="JSONL file, relative to the suite file.")
-    limit: int | None = Field(default=None, ge=1, description="Use only the first N records.")
-    description: str = Field(default="", description="What the task measures, for the report.")
-
-    #: Directory of the suite file; relative paths in the task are relative to it.
-    _base: Path = PrivateAttr(default_factory=Path.cwd)
-
-    def relative(self, value: str) -> Path:
-        """``value`` as a path relative to the suite file's directory."""
-        return self._base / value
-
-    @field_validator("name")
-    @classmethod
-    def _plain_name(cls, value: str) -> str:
-        if not value or not set(value) <= _NAME_CHARS:
-            raise ValueError(
-                f"task name {value!r} may only use letters, digits, '_' and '-' "
-                "(metrics are named TASK.METRIC)"
-            )
-        return value
+# Every suite may name the built-in task types (and ``kb:`` retrievers); a plugin that
+# registered a type of the same name keeps its own.
+register_builtin_tasks(TASK_TYPES, RETRIEVERS)
 
 
 @dataclass(frozen=True)
@@ -92,8 +66,6 @@ def load_suite(path: Path, types: dict[str, type[TaskConfig]] | None = None) -> 
         NotFound-like ConfigError: the file or a data file is missing; ConfigError: bad YAML,
             an unknown task type or field, duplicate task names (the message names the task).
     """
-    from llmeco.evaluation.tasks import TASK_TYPES
-
     registry = types if types is not None else {k: v.config for k, v in TASK_TYPES.items()}
     if not path.is_file():
         raise ConfigError(f"suite file {path} does not exist")
@@ -105,7 +77,7 @@ def load_suite(path: Path, types: dict[str, type[TaskConfig]] | None = None) -> 
     if not isinstance(raw, dict) or not isinstance(raw.get("tasks"), list) or not raw["tasks"]:
         raise ConfigError(f"{path}: a suite needs 'name' and a non-empty 'tasks' list")
     name = str(raw.get("name") or path.stem)
-    if not set(name) <= _NAME_CHARS | {"."}:
+    if not set(name) <= NAME_CHARS | {"."}:
         raise ConfigError(
             f"{path}: suite name {name!r} may only use letters, digits, '.', '_', '-'"
         )
@@ -144,37 +116,3 @@ def _task(path: Path, index: int, item: Any, types: dict[str, type[TaskConfig]])
             f"{'.'.join(str(p) for p in e['loc']) or 'task'}: {e['msg']}" for e in exc.errors()
         )
         raise ConfigError(f"{path}: task {where!r}: {problems}") from None
-
-
-def read_jsonl(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
-    """The JSON objects of a JSONL file (blank lines skipped), at most ``limit``.
-
-    Raises:
-        ConfigError: a line is not a JSON object (the message names file and line).
-    """
-    out: list[dict[str, Any]] = []
-    for number, line in _lines(path):
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}:{number}: invalid JSON ({exc.msg})") from None
-        if not isinstance(value, dict):
-            raise ConfigError(f"{path}:{number}: each line must be a JSON object")
-        out.append(value)
-        if limit is not None and len(out) >= limit:
-            break
-    return out
-
-
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if line.strip():
-                yield number, line
-
-
-def field(record: dict[str, Any], key: str, path: Path, index: int) -> Any:
-    """``record[key]``, or a ConfigError naming the file, the record and the missing field."""
-    if key not in record:
-        raise ConfigError(f"{path}: record {index + 1} has no {key!r} field")
-    return record[key]

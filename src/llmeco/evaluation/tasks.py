@@ -1,8 +1,9 @@
-"""The task interface, the context tasks run in, and the table of task types.
+"""The task interface and the table of task types (no task type is defined here).
 
-A task type is a config class (a :class:`~llmeco.evaluation.suite.TaskConfig` subclass: the
-fields a suite may set) and an ``async run(config, ctx) -> TaskResult``. The built-ins
-register themselves below; a plugin adds a type with :func:`register_task`::
+A task type is a config class (a :class:`TaskConfig` subclass: the fields a suite may set)
+and an ``async run(config, ctx) -> TaskResult`` (:mod:`.context`). The built-in types live in
+:mod:`.builtin_tasks`, which :mod:`.suite` registers into :data:`TASK_TYPES` when it is
+imported; a plugin adds a type with :func:`register_task`::
 
     class MyTask(TaskConfig):
         type: Literal["my_task"]
@@ -12,55 +13,86 @@ register themselves below; a plugin adds a type with :func:`register_task`::
 
     register_task("my_task", MyTask, run_my_task)
 
-What a task may use, all through :class:`EvalContext` (created lazily, shared by the tasks
-of a run):
-
-* ``ctx.scorer()`` — log-likelihoods from the model itself (:mod:`.scoring`; the engine has
-  no scoring API);
-* ``await ctx.generate(prompts, params, task)`` — generations through the engine
-  (:class:`~llmeco.engine.protocol.EngineClient`), submitted concurrently so the engine
-  batches them;
-* ``ctx.retriever(spec)`` — a retriever for the ``retrieval`` task (:data:`Retriever`).
+Tasks read their ``data`` with :func:`read_jsonl` and :func:`field`, whose errors name the
+file, the record and the missing field. What a plugin needs from :mod:`.context`
+(:class:`EvalContext`, :class:`TaskResult`, :func:`register_retriever` …) is importable from
+here too.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+import json
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from llmeco.errors import ConfigError, Overloaded
-from llmeco.evaluation.suite import TaskConfig
-from llmeco.settings import Settings
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
-if TYPE_CHECKING:
-    from llmeco.engine.protocol import EngineClient
-    from llmeco.engine.request import Prompt, SamplingParams
-    from llmeco.evaluation.scoring import Scorer
+from llmeco.errors import ConfigError
+from llmeco.evaluation.context import (
+    RETRIEVERS,
+    EvalContext,
+    ProgressFn,
+    Retriever,
+    RetrieverFactory,
+    TaskResult,
+    register_retriever,
+)
 
-#: ``progress(task_name, done, total)``.
-ProgressFn = Callable[[str, int, int], None]
-#: A retriever: ``(query, k)`` → up to ``k`` document/chunk ids, best first.
-Retriever = Callable[[str, int], Sequence[str]]
-#: Builds a retriever from the part of a spec after ``scheme:`` (e.g. ``kb:handbook``).
-RetrieverFactory = Callable[[str, Settings], Retriever]
+__all__ = [
+    "NAME_CHARS",
+    "RETRIEVERS",
+    "TASK_TYPES",
+    "EvalContext",
+    "ProgressFn",
+    "Retriever",
+    "RetrieverFactory",
+    "TaskConfig",
+    "TaskResult",
+    "TaskRunner",
+    "TaskType",
+    "field",
+    "read_jsonl",
+    "register_retriever",
+    "register_task",
+]
+
+#: Characters of a task name (metrics are reported as ``TASK.METRIC``); a suite name may
+#: also use ``.``.
+NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
 
-@dataclass
-class TaskResult:
-    """What one task measured: metrics (numbers), details (tables) and per-item predictions."""
+class TaskConfig(BaseModel):
+    """Fields every task has; each task type subclasses it with its own."""
 
-    n: int
-    metrics: dict[str, float]
-    details: dict[str, Any] = field(default_factory=dict)
-    predictions: list[dict[str, Any]] = field(default_factory=list)
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Task name; metrics are reported as NAME.METRIC.")
+    type: str = Field(description="Task type (perplexity, multiple_choice, …).")
+    data: Path = Field(description="JSONL file, relative to the suite file.")
+    limit: int | None = Field(default=None, ge=1, description="Use only the first N records.")
+    description: str = Field(default="", description="What the task measures, for the report.")
+
+    #: Directory of the suite file; relative paths in the task are relative to it.
+    _base: Path = PrivateAttr(default_factory=Path.cwd)
+
+    def relative(self, value: str) -> Path:
+        """``value`` as a path relative to the suite file's directory."""
+        return self._base / value
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if not value or not set(value) <= NAME_CHARS:
+            raise ValueError(
+                f"task name {value!r} may only use letters, digits, '_' and '-' "
+                "(metrics are named TASK.METRIC)"
+            )
+        return value
 
 
-TaskRunner = Callable[[Any, "EvalContext"], Awaitable[TaskResult]]
+TaskRunner = Callable[[Any, EvalContext], Awaitable[TaskResult]]
 
 
 @dataclass(frozen=True)
@@ -73,8 +105,6 @@ class TaskType:
 
 #: Every known task type, by the ``type`` a suite names.
 TASK_TYPES: dict[str, TaskType] = {}
-#: Retriever factories by scheme (``kb`` → the knowledge-base retriever, once registered).
-RETRIEVERS: dict[str, RetrieverFactory] = {}
 
 
 def register_task(name: str, config: type[TaskConfig], run: TaskRunner) -> None:
@@ -82,145 +112,35 @@ def register_task(name: str, config: type[TaskConfig], run: TaskRunner) -> None:
     TASK_TYPES[name] = TaskType(config, run)
 
 
-def register_retriever(scheme: str, factory: RetrieverFactory) -> None:
-    """Let suites name retrievers as ``scheme:ARG`` (e.g. ``kb:handbook``)."""
-    RETRIEVERS[scheme] = factory
+def read_jsonl(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
+    """The JSON objects of a JSONL file (blank lines skipped), at most ``limit``.
+
+    Raises:
+        ConfigError: a line is not a JSON object (the message names file and line).
+    """
+    out: list[dict[str, Any]] = []
+    for number, line in _lines(path):
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}:{number}: invalid JSON ({exc.msg})") from None
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}:{number}: each line must be a JSON object")
+        out.append(value)
+        if limit is not None and len(out) >= limit:
+            break
+    return out
 
 
-class EvalContext:
-    """Shared, lazily created resources of one evaluation run (see the module docstring)."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        model_path: Path,
-        model_name: str,
-        *,
-        batch_tokens: int = 4096,
-        concurrency: int = 32,
-        retrievers: Mapping[str, Retriever] | None = None,
-        progress: ProgressFn | None = None,
-        engine: EngineClient | None = None,
-    ) -> None:
-        self.settings = settings
-        self.model_path = model_path
-        self.model_name = model_name
-        self.batch_tokens = batch_tokens
-        self.concurrency = concurrency
-        self.retrievers = dict(retrievers or {})
-        self.progress = progress
-        self._scorer: Scorer | None = None
-        self._engine = engine
-        self._own_engine = engine is None
-
-    def report(self, task: str, done: int, total: int) -> None:
-        """Forward progress to the caller's callback, if any."""
-        if self.progress is not None:
-            self.progress(task, done, total)
-
-    def scorer(self) -> Scorer:
-        """The log-likelihood scorer over the run's model (loaded on first use)."""
-        if self._scorer is None:
-            from llmeco.evaluation.scoring import Scorer
-
-            self._scorer = Scorer.load(
-                self.model_path, self.settings, batch_tokens=self.batch_tokens
-            )
-        return self._scorer
-
-    def engine(self) -> EngineClient:
-        """The engine serving the run's model (started on first use)."""
-        if self._engine is None:
-            from llmeco.engine.async_engine import AsyncEngine
-
-            self._engine = AsyncEngine.from_ref(
-                str(self.model_path), self.settings, self.model_name
-            )
-        return self._engine
-
-    async def generate(
-        self, prompts: Sequence[Prompt], params: SamplingParams, task: str
-    ) -> list[str]:
-        """Generate one completion per prompt through the engine, ``concurrency`` at a time.
-
-        All requests are in flight together so the engine batches them; a full queue
-        (``Overloaded``) is retried after a short wait instead of failing the run.
-        """
-        engine = self.engine()
-        limit = asyncio.Semaphore(max(1, self.concurrency))
-        done = 0
-        run_tag = uuid.uuid4().hex[:8]
-
-        async def one(index: int, prompt: Prompt) -> str:
-            nonlocal done
-            async with limit:
-                for attempt in range(100):
-                    try:
-                        text = await _collect(engine, prompt, params, f"eval-{run_tag}-{index}")
-                        break
-                    except Overloaded:
-                        if attempt == 99:
-                            raise
-                        await asyncio.sleep(0.05)
-            done += 1
-            self.report(task, done, len(prompts))
-            return text
-
-        return list(await asyncio.gather(*(one(i, p) for i, p in enumerate(prompts))))
-
-    def retriever(self, spec: str) -> Retriever:
-        """The retriever named ``spec``: one passed in by the caller, or ``scheme:arg`` built by
-        a registered factory.
-
-        Raises:
-            ConfigError: nothing provides ``spec`` (the message lists what does exist).
-        """
-        if spec in self.retrievers:
-            return self.retrievers[spec]
-        scheme, _, arg = spec.partition(":")
-        if scheme in RETRIEVERS:
-            self.retrievers[spec] = RETRIEVERS[scheme](arg, self.settings)
-            return self.retrievers[spec]
-        known = sorted(self.retrievers) + [f"{s}:…" for s in sorted(RETRIEVERS)]
-        raise ConfigError(
-            f"no retriever {spec!r} (available: {', '.join(known) or 'none registered'})"
-        )
-
-    async def close(self) -> None:
-        """Shut down the engine this context started (a passed-in engine is left running)."""
-        if self._engine is not None and self._own_engine:
-            with contextlib.suppress(Exception):
-                await self._engine.shutdown(timeout=0)
-        self._engine = None
-        self._scorer = None
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    with path.open(encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if line.strip():
+                yield number, line
 
 
-async def _collect(engine: EngineClient, prompt: Prompt, params: SamplingParams, rid: str) -> str:
-    """The full text of sequence 0 of one request."""
-    parts: list[str] = []
-    async for output in engine.generate(prompt, params, rid):
-        parts.extend(d.text for d in output.deltas if d.index == 0)
-    return "".join(parts)
-
-
-def _kb_retriever(name: str, settings: Settings) -> Retriever:
-    """``kb:NAME`` — the knowledge base's hybrid retriever (:mod:`llmeco.rag`), ids are
-    section anchors (``handbook.md#Returns``)."""
-    from llmeco.rag.evaluate import kb_retriever
-
-    return kb_retriever(name, settings)
-
-
-def _register_builtins() -> None:
-    from llmeco.evaluation import builtin_tasks as b
-
-    register_retriever("kb", _kb_retriever)
-
-    register_task("perplexity", b.PerplexityConfig, b.run_perplexity)
-    register_task("multiple_choice", b.MultipleChoiceConfig, b.run_multiple_choice)
-    register_task("classification", b.ClassificationConfig, b.run_classification)
-    register_task("generation", b.GenerationConfig, b.run_generation)
-    register_task("retrieval", b.RetrievalConfig, b.run_retrieval)
-
-
-_register_builtins()
+def field(record: dict[str, Any], key: str, path: Path, index: int) -> Any:
+    """``record[key]``, or a ConfigError naming the file, the record and the missing field."""
+    if key not in record:
+        raise ConfigError(f"{path}: record {index + 1} has no {key!r} field")
+    return record[key]

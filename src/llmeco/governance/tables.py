@@ -7,7 +7,7 @@
 * ``api_key_usage`` — tokens and requests per key per UTC day, the persisted copy of the
   counter that enforces the daily budget (:mod:`llmeco.governance.limits`). The primary key
   (key, day) is the index every read and upsert uses; ``day`` is also indexed so old days can
-  be pruned (:meth:`~llmeco.governance.limits.UsageLedger.prune`).
+  be pruned (:meth:`~llmeco.governance.limits.usage.UsageLedger.prune`).
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ A *reference* is what a user types after ``--model``:
     used as is.
 ``NAME@alias`` / ``NAME:version`` (when no such path exists)
     A version in the model registry; every file's sha256 is verified before it is used.
+    This module does not know the registry: the caller passes a :data:`RefResolver` (the
+    registry's :func:`~llmeco.registry.checkout.resolve_local`), and without one such a
+    reference is just a path that does not exist.
 
 Pickled checkpoints (``.bin``, ``.pt`` …) are refused with :class:`~llmeco.errors.UnsafeFile`.
 Nothing here ever reaches a model hub: every transformers call gets a local path and
@@ -20,6 +23,7 @@ Nothing here ever reaches a model hub: every transformers call gets a local path
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +32,8 @@ import torch
 from rich.console import Console
 
 from llmeco.errors import ConfigError, NotFound
-from llmeco.modeling import files, gguf
+from llmeco.modeling import gguf
+from llmeco.registry import model_files as files
 from llmeco.settings import Settings
 
 if TYPE_CHECKING:
@@ -52,11 +57,26 @@ class ModelSource:
     version: str = ""
 
 
-def resolve_model(ref: str, settings: Settings, console: Console | None = None) -> ModelSource:
+#: Resolves a model-registry reference (``NAME@alias`` / ``NAME:version``) for
+#: :func:`resolve_model`: ``(exact version "NAME:VERSION", local model directory with every
+#: file verified)``, or None when ``ref`` is not spelled like a registry reference. It may
+#: raise NotFound (unknown model, alias or version) or UnsafeFile (a file fails its check).
+RefResolver = Callable[[str, Settings], tuple[str, Path] | None]
+
+
+def resolve_model(
+    ref: str,
+    settings: Settings,
+    console: Console | None = None,
+    *,
+    resolve_ref: RefResolver | None = None,
+) -> ModelSource:
     """Turn a model reference into a local safetensors directory, converting a GGUF once.
 
     The first resolve of a GGUF file takes seconds (with a status line on stderr); later
-    ones only stat the file. See the module docstring for the accepted references.
+    ones only stat the file. See the module docstring for the accepted references; registry
+    references are resolved by ``resolve_ref`` (callers that take them pass
+    :func:`llmeco.registry.checkout.resolve_local`) when no such path exists.
 
     Raises:
         NotFound: the path does not exist or holds no weights.
@@ -69,8 +89,12 @@ def resolve_model(ref: str, settings: Settings, console: Console | None = None) 
     target = Path(ref).expanduser()
     if files.is_pickle_path(target):
         raise files.refuse_pickle(target)
-    if not target.exists() and (registered := _resolve_registered(ref, settings)) is not None:
-        return registered
+    if not target.exists() and resolve_ref is not None:
+        registered = resolve_ref(ref, settings)
+        if registered is not None:
+            version, path = registered
+            name = version.rpartition(":")[0]
+            return ModelSource(name, path, f"registry {version} ({ref})", version)
     if not target.exists():
         raise NotFound(
             f"Model {ref!r} not found: it is neither 'default' nor an existing path. "
@@ -86,24 +110,6 @@ def resolve_model(ref: str, settings: Settings, console: Console | None = None) 
         path = gguf.ensure_converted(target, settings.models_dir, console)
         return ModelSource(target.stem, path, str(target.resolve()))
     return _resolve_dir(target, settings, console)
-
-
-def _resolve_registered(ref: str, settings: Settings) -> ModelSource | None:
-    """A registry reference (``NAME@alias``, ``NAME:version``) checked out with every file's
-    sha256 verified; None when ``ref`` is not spelled like one.
-
-    Raises:
-        NotFound: unknown model, alias or version. UnsafeFile: a file fails its sha256.
-    """
-    from llmeco.registry.refs import parse_ref
-
-    parsed = parse_ref(ref)
-    if parsed is None:
-        return None
-    from llmeco.registry.checkout import checkout_settings
-
-    version, path = checkout_settings(parsed, settings)
-    return ModelSource(version.name, path, f"registry {version.ref} ({ref})", version.ref)
 
 
 def _resolve_dir(directory: Path, settings: Settings, console: Console | None) -> ModelSource:

@@ -11,13 +11,16 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from rich.console import Console
 
 from llmeco.errors import ConfigError, NotFound, UnsafeFile
 from llmeco.settings import Settings
+
+if TYPE_CHECKING:
+    from llmeco.modeling.load import RefResolver
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -112,8 +115,12 @@ def merge_adapter(
     *,
     overwrite: bool = False,
     console: Console | None = None,
+    resolve_ref: RefResolver | None = None,
 ) -> Path:
     """Fold ``adapter`` into the model ``base`` (a reference) and save a HF directory to ``out``.
+
+    ``resolve_ref`` resolves a registry reference ``base`` (see
+    :func:`llmeco.modeling.load.resolve_model`).
 
     Raises:
         ConfigError: ``out`` is not empty (without ``overwrite``), or the adapter does not fit
@@ -129,7 +136,7 @@ def merge_adapter(
     kind = adapter_kind(adapter)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ConfigError(f"{out} is not empty; pick another --out or pass --overwrite")
-    source = resolve_model(base, settings, console)
+    source = resolve_model(base, settings, console, resolve_ref=resolve_ref)
     tokenizer = load_tokenizer(source.path)
     if kind == "classify":
         labels, pad_id = _adapter_labels(adapter)

@@ -3,7 +3,9 @@
 ``registry.py`` (versions, aliases, evals), ``artifacts.py`` (content-addressed blobs),
 ``lifecycle.py`` (promote with gates, rollback), ``checkout.py`` (verified loading),
 ``compare.py`` (diff), ``refs.py`` (``NAME@alias`` / ``NAME:version``), ``records.py`` (the
-dataclasses handed out), ``scan.py`` (what a directory registers), ``tables.py``.
+dataclasses handed out, metric directions), ``scan.py`` (what a directory registers),
+``model_files.py`` (which weight files are read and which refused; also used by
+:mod:`llmeco.modeling.load`), ``tables.py``.
 """
 
 from llmeco.registry.refs import ModelRef, parse_ref

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmeco.evaluation.metrics import lower_is_better
+from llmeco.registry.records import EvalRecord, default_lower_is_better, lower_is_better
 from llmeco.registry.registry import Registry, Version
 
 _MISSING = "<absent>"
@@ -13,12 +13,17 @@ _MISSING = "<absent>"
 
 @dataclass(frozen=True)
 class MetricDelta:
-    """One metric of one suite on both versions (None where a version has no run)."""
+    """One metric of one suite on both versions (None where a version has no run).
+
+    ``lower_is_better`` is the metric's direction as the eval runs stored it; None means
+    unknown, and the metric's name decides (perplexity, loss … improve downwards).
+    """
 
     suite: str
     metric: str
     a: float | None
     b: float | None
+    lower_is_better: bool | None = None
 
     @property
     def delta(self) -> float | None:
@@ -27,11 +32,14 @@ class MetricDelta:
 
     @property
     def improved(self) -> bool | None:
-        """Whether b is better than a (direction from the metric's name); None if unknown."""
+        """Whether b is better than a (in the metric's direction); None if unknown."""
         d = self.delta
         if d is None or d == 0:
             return None
-        return d < 0 if lower_is_better(self.metric) else d > 0
+        lower = self.lower_is_better
+        if lower is None:
+            lower = default_lower_is_better(self.metric)
+        return d < 0 if lower else d > 0
 
 
 @dataclass
@@ -90,11 +98,11 @@ def dict_changes(a: dict[str, Any] | None, b: dict[str, Any] | None) -> list[tup
     ]
 
 
-def _latest_metrics(registry: Registry, v: Version) -> dict[str, dict[str, float]]:
-    """suite → metrics of the newest run of each suite attached to ``v``."""
-    out: dict[str, dict[str, float]] = {}
+def _latest_runs(registry: Registry, v: Version) -> dict[str, EvalRecord]:
+    """suite → the newest run of each suite attached to ``v``."""
+    out: dict[str, EvalRecord] = {}
     for record in registry.evals(v.name, v.version):  # newest first
-        out.setdefault(record.suite, record.metrics)
+        out.setdefault(record.suite, record)
     return out
 
 
@@ -107,9 +115,12 @@ def diff_versions(registry: Registry, a: Version, b: Version) -> VersionDiff:
     out.files_added = sorted(set(fb) - set(fa))
     out.files_removed = sorted(set(fa) - set(fb))
     out.files_changed = sorted(p for p in set(fa) & set(fb) if fa[p] != fb[p])
-    ma, mb = _latest_metrics(registry, a), _latest_metrics(registry, b)
-    for suite in sorted(set(ma) | set(mb)):
-        sa, sb = ma.get(suite, {}), mb.get(suite, {})
+    ra, rb = _latest_runs(registry, a), _latest_runs(registry, b)
+    for suite in sorted(set(ra) | set(rb)):
+        run_a, run_b = ra.get(suite), rb.get(suite)
+        sa = run_a.metrics if run_a is not None else {}
+        sb = run_b.metrics if run_b is not None else {}
         for metric in sorted(set(sa) | set(sb)):
-            out.metrics.append(MetricDelta(suite, metric, sa.get(metric), sb.get(metric)))
+            lower = lower_is_better(metric, run_b, run_a)
+            out.metrics.append(MetricDelta(suite, metric, sa.get(metric), sb.get(metric), lower))
     return out

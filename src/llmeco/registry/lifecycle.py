@@ -2,10 +2,12 @@
 
 A **gate** is ``METRIC:SUITE:MAX_DROP`` — "metric METRIC (``task.metric`` as in the eval
 results) on suite SUITE must not be worse than the current production's by more than
-MAX_DROP" (absolute, or relative with a ``%`` suffix). "Worse" follows the metric: lower for
-perplexity/loss, higher for everything else. Both versions need an eval run of that suite
-attached (``llmeco eval run --register``); the latest one of each counts. With no current
-production there is nothing to compare with and every gate passes.
+MAX_DROP" (absolute, or relative with a ``%`` suffix). "Worse" follows the metric's direction,
+which the evaluation stores with each run it attaches (``EvalRecord.directions``; the
+candidate's run decides); for runs attached without one the metric's name decides: lower is
+better for perplexity/loss, higher for everything else. Both versions need an eval run of
+that suite attached (``llmeco eval run --register``); the latest one of each counts. With no
+current production there is nothing to compare with and every gate passes.
 
 **Rollback** moves the alias back to the version it pointed to before the current one was
 put there: the alias history is replayed as a stack (every move pushes its target, every
@@ -18,7 +20,7 @@ import math
 from dataclasses import dataclass
 
 from llmeco.errors import GateFailed, InvalidRequest, NotFound
-from llmeco.evaluation.metrics import lower_is_better
+from llmeco.registry.records import lower_is_better
 from llmeco.registry.refs import check_name
 from llmeco.registry.registry import AliasEvent, EvalRecord, Registry
 
@@ -112,11 +114,14 @@ def check_gate(
         runs = registry.evals(name, version, gate.suite)
         return runs[0] if runs else None
 
-    value = _metric(latest(candidate), gate, f"{name}:{candidate}")
+    candidate_run = latest(candidate)
+    value = _metric(candidate_run, gate, f"{name}:{candidate}")
     if current is None:
         return GateResult(gate, value, None, 0.0, True)
-    base = _metric(latest(current), gate, f"{name}:{current}")
-    worse = value - base if lower_is_better(gate.metric) else base - value
+    current_run = latest(current)
+    base = _metric(current_run, gate, f"{name}:{current}")
+    lower = lower_is_better(gate.metric, candidate_run, current_run)
+    worse = value - base if lower else base - value
     drop = worse / abs(base) if gate.relative and base != 0 else worse
     return GateResult(gate, value, base, drop, drop <= gate.max_drop + 1e-12)
 

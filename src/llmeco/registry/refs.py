@@ -1,9 +1,10 @@
 """Registry model references: ``NAME@alias`` and ``NAME:version``.
 
-Kept free of heavy imports so :func:`llmeco.modeling.load.resolve_model` can test a reference
-cheaply. ``NAME@latest`` is the highest version; ``latest`` cannot be set as an alias.
-Only a numeric part after ``:`` makes a version reference, so ``support:handbook`` (the
-support assistant's model names) is never mistaken for one.
+Kept free of heavy imports so a reference can be told from a path cheaply (the CLI and
+:func:`llmeco.registry.checkout.resolve_local` do). ``NAME@latest`` is the highest version;
+``latest`` cannot be set as an alias. Only a numeric part after ``:`` makes a version
+reference, so ``support:handbook`` (the support assistant's model names) is never mistaken
+for one.
 """
 
 from __future__ import annotations

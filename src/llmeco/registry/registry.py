@@ -37,10 +37,12 @@ from llmeco.registry import tables as t
 from llmeco.registry.artifacts import ArtifactStore, FileEntry
 from llmeco.registry.records import (
     AliasEvent,
+    Direction,
     EvalRecord,
     RegisteredModel,
     Version,
     as_utc,
+    check_directions,
     utc_now,
 )
 from llmeco.registry.refs import LATEST, ModelRef, check_name, parse_ref
@@ -280,14 +282,14 @@ class Registry:
             raise InvalidRequest(f"{LATEST!r} always means the highest version; it cannot be set")
         try:
             event: AliasEvent = self._retry(
-                lambda s: self.move_alias(s, name, alias, version, action, actor, note)
+                lambda s: self._move_alias(s, name, alias, version, action, actor, note)
             )
         except NoChange:
             return None
         self._notify(event)
         return event
 
-    def move_alias(
+    def _move_alias(
         self,
         s: Session,
         name: str,
@@ -299,8 +301,8 @@ class Registry:
     ) -> AliasEvent:
         """Inside transaction ``s``: move the alias, append its event, bump the epoch.
 
-        Used by :meth:`set_alias` and :mod:`llmeco.registry.lifecycle`; call
-        :meth:`notify` with the result after the transaction commits.
+        :meth:`set_alias` (which promote and rollback go through) runs it in a retried
+        transaction and runs the ``on_alias_move`` hook once that transaction has committed.
 
         Raises:
             NoChange: the alias already points at ``to_version`` (the transaction must roll back).
@@ -389,12 +391,24 @@ class Registry:
     # ---- evaluation runs ---------------------------------------------------------------
 
     def attach_eval(
-        self, name: str, version: int, results: Mapping[str, Any], path: str = ""
+        self,
+        name: str,
+        version: int,
+        results: Mapping[str, Any],
+        path: str = "",
+        *,
+        directions: Mapping[str, str] | None = None,
     ) -> EvalRecord:
         """Attach an evaluation run (the ``results.json`` of ``llmeco eval run``) to a version.
 
+        ``directions`` (``task.metric`` → ``"higher"`` or ``"lower"``) says which way each
+        metric improves; the evaluation knows, the registry stores it with the run so that
+        promotion gates and diffs compare in the right direction. A metric left out is judged
+        by its name (:func:`~llmeco.registry.records.default_lower_is_better`).
+
         Raises:
-            InvalidRequest: ``results`` lacks run_id, suite or metrics. NotFound: no such version.
+            InvalidRequest: ``results`` lacks run_id, suite or metrics, or a direction is
+                neither ``higher`` nor ``lower``. NotFound: no such version.
         """
         try:
             run_id = str(results["run_id"])
@@ -404,6 +418,7 @@ class Registry:
             raise InvalidRequest(
                 f"not an evaluation result (results.json): missing {exc}"
             ) from None
+        stored = check_directions(directions or {}, metrics)
         now = utc_now()
         with self.store.session() as s:
             model = self._model(s, name)
@@ -414,7 +429,7 @@ class Registry:
                     run_id=run_id,
                     suite=str(suite["name"]),
                     suite_sha256=str(suite.get("sha256", "")),
-                    metrics=json.dumps(metrics),
+                    metrics=_dump_metrics(metrics, stored),
                     path=path,
                     created_at=now,
                 )
@@ -428,6 +443,7 @@ class Registry:
             metrics,
             path,
             now,
+            stored,
         )
 
     def evals(self, name: str, version: int, suite: str | None = None) -> list[EvalRecord]:
@@ -439,27 +455,28 @@ class Registry:
             if suite is not None:
                 query = query.where(t.EvalRow.suite == suite)
             rows = s.execute(query.order_by(t.EvalRow.id.desc())).scalars().all()
-            return [
-                EvalRecord(
-                    name,
-                    version,
-                    r.run_id,
-                    r.suite,
-                    r.suite_sha256,
-                    {k: float(v) for k, v in json.loads(r.metrics).items()},
-                    r.path,
-                    as_utc(r.created_at),
+            out = []
+            for r in rows:
+                metrics, directions = _load_metrics(r.metrics)
+                out.append(
+                    EvalRecord(
+                        name,
+                        version,
+                        r.run_id,
+                        r.suite,
+                        r.suite_sha256,
+                        metrics,
+                        r.path,
+                        as_utc(r.created_at),
+                        directions,
+                    )
                 )
-                for r in rows
-            ]
+            return out
 
     # ---- helpers -----------------------------------------------------------------------
 
-    def notify(self, event: AliasEvent) -> None:
-        """Run the ``on_alias_move`` hook for a committed move (no-op without one)."""
-        self._notify(event)
-
     def _notify(self, event: AliasEvent) -> None:
+        """Run the ``on_alias_move`` hook for a committed move (no-op without one)."""
         if self.on_alias_move is not None:
             self.on_alias_move(event)
 
@@ -533,3 +550,28 @@ def flat_metrics(results: Mapping[str, Any]) -> dict[str, float]:
             if isinstance(value, int | float) and not isinstance(value, bool):
                 out[f"{task_name}.{metric}"] = float(value)
     return out
+
+
+def _dump_metrics(metrics: Mapping[str, float], directions: Mapping[str, Direction]) -> str:
+    """The ``registry_evals.metrics`` column (JSON text).
+
+    Without directions it is the flat ``{"task.metric": value}`` object every run was stored
+    as before directions existed; with them, ``{"values": {...}, "directions": {...}}``
+    (``task.metric`` → ``"higher"`` / ``"lower"``). :func:`_load_metrics` reads both.
+    """
+    if not directions:
+        return json.dumps(dict(metrics))
+    return json.dumps({"values": dict(metrics), "directions": dict(directions)})
+
+
+def _load_metrics(text: str) -> tuple[dict[str, float], dict[str, Direction]]:
+    """Metric values and stored directions from the ``metrics`` column (either form).
+
+    The flat form holds only numbers, so an object whose ``values`` is itself an object can
+    only be the form with directions.
+    """
+    raw = json.loads(text)
+    if isinstance(raw.get("values"), dict):
+        values = {str(k): float(v) for k, v in raw["values"].items()}
+        return values, check_directions(raw.get("directions") or {}, values)
+    return {str(k): float(v) for k, v in raw.items()}, {}

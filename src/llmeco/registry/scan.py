@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from llmeco.errors import ConfigError, NotFound, UnsafeFile
-from llmeco.modeling import files as model_files
+from llmeco.registry import model_files
 from llmeco.registry.artifacts import safe_relpath
 
 #: Directories of a training output that are not part of the model (resume state, logs).

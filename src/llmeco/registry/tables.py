@@ -9,7 +9,8 @@ Schema (all created by migration ``0004_registry``)::
     registry_files         (version, path) → sha256 and size of a blob in the artifact store
     registry_aliases       (model, alias) → version now
     registry_alias_events  every alias move: who, when, from, to, why (append-only)
-    registry_evals         evaluation runs attached to a version (metrics as JSON)
+    registry_evals         evaluation runs attached to a version (metrics as JSON, with
+                           the direction each improves in once the evaluation gave it)
 """
 
 from __future__ import annotations
@@ -131,6 +132,8 @@ class EvalRow(Base):
     run_id: Mapped[str] = mapped_column(String(64), nullable=False)
     suite: Mapped[str] = mapped_column(String(200), nullable=False)
     suite_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    #: JSON: ``{"task.metric": value}``, or ``{"values": {...}, "directions": {...}}`` for a
+    #: run attached with metric directions (see ``Registry.attach_eval``).
     metrics: Mapped[str] = mapped_column(Text, nullable=False)
     path: Mapped[str] = mapped_column(Text, nullable=False, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

@@ -7,7 +7,7 @@ caller (``llmeco serve``, a test) owns their lifetime.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import TYPE_CHECKING
 
@@ -17,6 +17,10 @@ from starlette.responses import HTMLResponse, Response
 from llmeco import __version__
 from llmeco.engine.protocol import EngineClient
 from llmeco.server import errors
+from llmeco.server.admin.models import router as models_admin_router
+from llmeco.server.admin.router import router as admin_router
+from llmeco.server.audit import AuditMiddleware
+from llmeco.server.auth import AuthMiddleware
 from llmeco.server.health import router as health_router
 from llmeco.server.middleware import RequestMiddleware
 from llmeco.server.openai.chat.router import router as chat_router
@@ -26,17 +30,19 @@ from llmeco.server.openai.models.router import router as models_router
 from llmeco.server.openai.tokenize.router import router as tokenize_router
 from llmeco.server.state import ServerState
 from llmeco.server.support.router import router as support_router
+from llmeco.server.support.serving import SupportChat
 from llmeco.server.tasks.router import router as tasks_router
 from llmeco.server.write.router import router as write_router
 from llmeco.settings import Settings
 
 if TYPE_CHECKING:
     from llmeco.apps.classifier import ServedClassifier
+    from llmeco.apps.support.desk import SupportDesk
     from llmeco.governance.audit import AuditLedger
     from llmeco.rag.embed import Embedder
     from llmeco.server.auth import Authenticator
+    from llmeco.server.chat_backends import ChatBackend
     from llmeco.server.hotswap import ModelFollower
-    from llmeco.server.support.desk import SupportDesk
 
 
 def _index_html() -> str:
@@ -54,12 +60,13 @@ def build_app(
     support: SupportDesk | None = None,
     follower: ModelFollower | None = None,
     classifiers: Mapping[str, ServedClassifier] | None = None,
+    chat_backends: Sequence[ChatBackend] = (),
 ) -> FastAPI:
     """An OpenAI-compatible app serving ``engines`` (by name) and, optionally, ``embedder``.
 
     ``aliases`` maps extra names clients may use (e.g. the ``--model`` reference) to served
     names; /v1/models lists only the served names. With ``ledger``, every request is
-    recorded in the audit ledger (outermost middleware; ``app.state.audit_ledger`` for admin
+    recorded in the audit ledger (outermost middleware; ``ServerState.ledger`` for admin
     routes' ``record_admin``); the caller opens and closes it.
 
     With ``auth``, every non-public route needs an API key with the route's scope, model
@@ -74,6 +81,10 @@ def build_app(
     ``classifiers`` (name → trained classifier) answer ``/v1/tasks/classify`` and
     ``/v1/tasks/sentiment`` when a request's ``model`` names one, and are listed by
     ``/v1/models`` with ``task: "classify"``; the caller closes them.
+
+    ``chat_backends`` answer ``/v1/chat/completions`` for model names starting with their
+    prefix (see ``server/chat_backends.py``); the support assistant (``support:``) is always
+    registered and answers 404 when the server has no ``support`` desk.
     """
     unknown = {a: n for a, n in (aliases or {}).items() if n not in engines}
     if unknown:
@@ -85,6 +96,10 @@ def build_app(
         aliases=dict(aliases or {}),
         support=support,
         classifiers=dict(classifiers or {}),
+        auth=auth,
+        ledger=ledger,
+        follower=follower,
+        chat_backends={b.prefix: b for b in (SupportChat(), *chat_backends)},
     )
     clash = set(state.classifiers) & ({*engines, *state.aliases, *state.embedder_names()})
     if clash:
@@ -97,19 +112,12 @@ def build_app(
     app.state.llmeco = state
     errors.install(app)
     if auth is not None:
-        from llmeco.server.auth import install as install_auth
-
-        install_auth(app, auth)  # added before RequestMiddleware, so it runs inside it
+        app.add_middleware(AuthMiddleware, auth=auth)  # added before RequestMiddleware: inside it
+        app.include_router(admin_router)
     app.add_middleware(RequestMiddleware, state=state)
-    app.state.audit_ledger = ledger
-    app.state.follower = follower
     if follower is not None:
-        from llmeco.server.admin.models import router as models_admin_router
-
         app.include_router(models_admin_router)
     if ledger is not None:
-        from llmeco.server.audit import AuditMiddleware
-
         app.add_middleware(AuditMiddleware, ledger=ledger)  # added last = outermost
     for router in (
         models_router,

@@ -15,7 +15,7 @@ from llmeco.apps.spec import PromptSpec
 from llmeco.engine.protocol import EngineClient
 from llmeco.engine.request import ChatPrompt
 from llmeco.errors import NotFound
-from llmeco.server.openai.generation import Generation, resolve_max_tokens
+from llmeco.server.generation import Generation, resolve_max_tokens
 from llmeco.server.state import ServerState, get_context
 
 #: Generation length when an app request does not set ``max_tokens``.

@@ -19,8 +19,6 @@ secret never appears in a log line or an error message: errors name only the key
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -29,7 +27,7 @@ from llmeco.errors import AuthError, PermissionDenied
 from llmeco.governance.keys import ApiKey, KeyStore, server_secret, split_token
 from llmeco.governance.limits import Limiter, open_limiter
 from llmeco.governance.scopes import requirement
-from llmeco.server.state import request_guard
+from llmeco.server.state import get_state, request_guard
 from llmeco.settings import Settings
 from llmeco.store import Store
 
@@ -151,8 +149,7 @@ def current_key(conn: HTTPConnection) -> ApiKey | None:
 
 def authenticator_of(conn: HTTPConnection) -> Authenticator | None:
     """The app's :class:`Authenticator` (None when auth is off)."""
-    auth = getattr(conn.app.state, "auth", None)
-    return auth if isinstance(auth, Authenticator) else None
+    return get_state(conn).auth
 
 
 class AuthMiddleware:
@@ -195,13 +192,3 @@ class AuthMiddleware:
             )
         await self.auth.limiter.admit(key)
         return key
-
-
-def install(app: Any, auth: Authenticator) -> None:
-    """Add :class:`AuthMiddleware` and the admin routes to ``app`` (``build_app`` calls it
-    before adding the request middleware, so auth runs inside it)."""
-    from llmeco.server.admin.router import router as admin_router
-
-    app.state.auth = auth
-    app.add_middleware(AuthMiddleware, auth=auth)
-    app.include_router(admin_router)

@@ -14,7 +14,9 @@ NotFound (unknown model)               404     code model_not_found
 BodyTooLarge                           413     invalid_request_error
 LimitExceeded, Overloaded              429     rate_limit_error + Retry-After
 GateFailed (promotion gate)             409     invalid_request_error / gate_failed
-EngineDead, shutting down              503     service_unavailable_error
+EngineDead, shutting down              503     service_unavailable_error / engine_unavailable
+LimitsUnavailable (Redis down)         503     service_unavailable_error / limits_unavailable
+ServiceUnavailable (any other)         503     service_unavailable_error
 GenerateError, any other exception     500     server_error (a bug: logged)
 =====================================  ======  ==========================
 """
@@ -80,6 +82,8 @@ _TABLE: list[tuple[type[E.LlmecoError], int, str, str | None]] = [
     (E.LimitExceeded, 429, "rate_limit_error", "rate_limit_exceeded"),
     (E.GateFailed, 409, "invalid_request_error", "gate_failed"),
     (E.EngineDead, 503, "service_unavailable_error", "engine_unavailable"),
+    (E.LimitsUnavailable, 503, "service_unavailable_error", "limits_unavailable"),
+    (E.ServiceUnavailable, 503, "service_unavailable_error", None),
     (E.GenerateError, 500, "server_error", None),
 ]
 

@@ -1,8 +1,9 @@
-"""What every route of one app shares: settings, engines, the embedder, metrics.
+"""What every route of one app shares: settings, engines, the embedder, metrics, and the
+governance and app services the server was started with.
 
-Routers reach it through :func:`get_state`; per-request facts (request id, the model the
-request turned out to be about) live in a :class:`RequestContext` that the middleware puts
-in the ASGI scope.
+Routers reach it through :func:`get_state` (a FastAPI dependency); per-request facts (request
+id, the model the request turned out to be about) live in a :class:`RequestContext` that the
+middleware puts in the ASGI scope.
 """
 
 from __future__ import annotations
@@ -16,14 +17,18 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from starlette.requests import HTTPConnection
 
 from llmeco.engine.protocol import EngineClient, EngineStats
-from llmeco.engine.swap import ModelSlot
 from llmeco.errors import EngineDead, InvalidRequest, NotFound
 from llmeco.observability.metrics import ServerMetrics
 from llmeco.settings import Settings
 
 if TYPE_CHECKING:
     from llmeco.apps.classifier import ServedClassifier
+    from llmeco.apps.support.desk import SupportDesk
+    from llmeco.governance.audit import AuditLedger
     from llmeco.rag.embed import Embedder
+    from llmeco.server.auth import Authenticator
+    from llmeco.server.chat_backends import ChatBackend
+    from llmeco.server.hotswap import ModelFollower
 
 _CONTEXT_KEY = "llmeco_context"
 
@@ -73,17 +78,31 @@ class RequestContext:
 
 @dataclass
 class ServerState:
-    """The engines and helpers one app serves; created once by ``build_app``."""
+    """The engines and services one app serves; created once by ``build_app``.
+
+    Engines are :class:`~llmeco.engine.protocol.EngineClient` objects; each request gets its
+    own through ``acquire()`` (a plain engine itself, a hot-swappable slot a lease), so the
+    server never knows which kind it holds.
+    """
 
     settings: Settings
     engines: dict[str, EngineClient]
     embedder: Embedder | None = None
     #: Other names clients may use for a served model: alias → served name.
     aliases: dict[str, str] = field(default_factory=dict)
-    #: The support assistant (``model: support:<kb>``); None when not enabled.
-    support: Any = None
+    #: The support assistant's desk (knowledge bases, conversation log); None when off.
+    support: SupportDesk | None = None
     #: Trained classifiers by name (``model`` of /v1/tasks/classify and /sentiment).
     classifiers: dict[str, ServedClassifier] = field(default_factory=dict)
+    #: Keys and limits (None: auth is off — loopback development and tests).
+    auth: Authenticator | None = None
+    #: The audit ledger every request and admin action is appended to (None: off).
+    ledger: AuditLedger | None = None
+    #: Hot swap of models served from ``NAME@alias`` (None: not started with slots).
+    follower: ModelFollower | None = None
+    #: Chat backends by model-name prefix (``support:`` …): ``/v1/chat/completions`` hands
+    #: a request whose model starts with a prefix to that backend.
+    chat_backends: dict[str, ChatBackend] = field(default_factory=dict)
     #: Set when the server begins a graceful shutdown: new work gets 503, /ready fails.
     draining: bool = False
     started: int = field(default_factory=lambda: int(time.time()))
@@ -141,7 +160,7 @@ class ServerState:
             guard = request_guard.get()
             if guard is not None:
                 guard.check_model(self.names_of(name) | {model})
-            return name, engine.lease() if isinstance(engine, ModelSlot) else engine
+            return name, engine.acquire()
         if model in self.embedder_names():
             raise InvalidRequest(
                 f"{model} is an embedding model; use /v1/embeddings", param="model"
@@ -150,6 +169,11 @@ class ServerState:
             f"The model `{model}` does not exist. Available models: {self.available()}.",
             param="model",
         )
+
+    def chat_backend(self, model: str) -> ChatBackend | None:
+        """The chat backend whose prefix ``model`` starts with (the longest), if any."""
+        matches = [p for p in self.chat_backends if model.startswith(p)]
+        return self.chat_backends[max(matches, key=len)] if matches else None
 
     def embedding_model(self, model: str) -> Embedder:
         """The embedder if ``model`` names it; 404 otherwise (400 for a chat model)."""
@@ -170,7 +194,7 @@ class ServerState:
 
 
 def get_state(conn: HTTPConnection) -> ServerState:
-    """The app's :class:`ServerState`."""
+    """The app's :class:`ServerState` (use as ``Depends(get_state)``)."""
     return cast(ServerState, conn.app.state.llmeco)
 
 

@@ -1,7 +1,8 @@
 """Server-sent events and client disconnects.
 
-Two guarantees live here (PITFALLS, Serving): a client that goes away stops its generation,
-and an SSE stream is byte-compatible with OpenAI's (``data: {json}\\n\\n`` … ``data: [DONE]``).
+Two guarantees live here: a client that goes away stops its generation (and frees its KV
+memory) instead of generating on for nobody, and an SSE stream is byte-compatible with
+OpenAI's (``data: {json}\\n\\n`` … ``data: [DONE]``), so every OpenAI client reads it.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
@@ -28,6 +30,42 @@ def sse(data: Mapping[str, Any]) -> bytes:
     return (
         b"data: " + json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
     )
+
+
+@dataclass(frozen=True)
+class Chunks:
+    """The events of one streamed chat or text completion.
+
+    Every chunk repeats the response's id, object type, creation time, model and fingerprint,
+    plus ``usage: null`` when the client asked for a final usage chunk (as OpenAI sends it).
+    """
+
+    id: str
+    object: str
+    created: int
+    model: str
+    fingerprint: str | None
+    include_usage: bool = False
+
+    def event(self, choices: list[dict[str, Any]]) -> bytes:
+        """A chunk carrying ``choices``."""
+        return sse({**self._base(), "choices": choices})
+
+    def usage(self, usage: Mapping[str, Any]) -> bytes:
+        """The final usage chunk (no choices), sent only when the client asked for it."""
+        return sse({**self._base(), "choices": [], "usage": dict(usage)})
+
+    def _base(self) -> dict[str, Any]:
+        base: dict[str, Any] = {
+            "id": self.id,
+            "object": self.object,
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": self.fingerprint,
+        }
+        if self.include_usage:
+            base["usage"] = None
+        return base
 
 
 async def _wait_disconnect(request: Request) -> None:

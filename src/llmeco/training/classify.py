@@ -244,8 +244,9 @@ def load_classifier(
     from transformers import AutoModelForSequenceClassification
 
     from llmeco.modeling.load import load_config, load_tokenizer, resolve_model
+    from llmeco.registry.checkout import resolve_local
 
-    path = resolve_model(str(directory), settings or Settings()).path
+    path = resolve_model(str(directory), settings or Settings(), resolve_ref=resolve_local).path
     config = load_config(path)
     architectures = getattr(config, "architectures", None) or []
     if not any(a.endswith("ForSequenceClassification") for a in architectures):

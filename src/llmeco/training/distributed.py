@@ -200,8 +200,8 @@ def launch(nproc: int, task: str, args: Sequence[str]) -> int:
     """Run ``llmeco train TASK ARGS`` in ``nproc`` processes with torchrun; return its code.
 
     torchrun (``torch.distributed.run --standalone``) starts the workers, each running the
-    same ``llmeco train`` command (``python -m llmeco.cli.train``), and stops them all if one
-    fails.
+    same ``llmeco train`` command (``python -m llmeco train TASK ARGS``), and stops them all
+    if one fails.
 
     Raises:
         ConfigError: ``nproc`` below 1, or more processes than GPUs on CUDA.
@@ -219,7 +219,8 @@ def launch(nproc: int, task: str, args: Sequence[str]) -> int:
         "--standalone",
         f"--nproc_per_node={nproc}",
         "-m",
-        "llmeco.cli.train",
+        "llmeco",
+        "train",
         task,
         *args,
     ]

@@ -7,7 +7,7 @@ Labels are aligned with inputs (the loss shifts them), as in Hugging Face.
   fixed-length blocks; every token is a target.
 * sft: a conversation is rendered with the model's chat template turn by turn; only the
   assistant replies are targets, *including* the token that ends each reply (``<|im_end|>``
-  or EOS) — masking it out trains a model that never stops (PITFALLS, trl #1623).
+  or EOS) — masking the end token out of the loss trains a model that never stops (trl #1623).
 
 The loss is a *sum* of token cross-entropies; the loop divides by the number of target
 tokens in the whole accumulated batch, so bs=8 equals bs=2 × accum 4 (trl #2175).

@@ -125,11 +125,12 @@ def build_parts(config: TrainConfig, settings: Settings, device: torch.device) -
     from transformers import AutoModelForCausalLM
 
     from llmeco.modeling.load import load_tokenizer, resolve_model
+    from llmeco.registry.checkout import resolve_local
 
     torch.manual_seed(config.seed)
     if config.task in ("sft", "classify") or (config.model.base and not config.model.tokenizer):
         assert config.model.base is not None
-        source = resolve_model(config.model.base, settings)
+        source = resolve_model(config.model.base, settings, resolve_ref=resolve_local)
         tokenizer = load_tokenizer(source.path)
         pad_id = _pad_id(tokenizer)
         if config.task == "classify":

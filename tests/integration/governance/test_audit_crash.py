@@ -24,9 +24,9 @@ import pytest
 import sqlalchemy as sa
 
 from llmeco.cli.serve import serve
-from llmeco.governance import audit_tables as t
-from llmeco.governance.audit_checkpoint import Signer
-from llmeco.governance.audit_verify import verify_ledger
+from llmeco.governance.audit import tables as t
+from llmeco.governance.audit.checkpoint import Signer
+from llmeco.governance.audit.verify import verify_ledger
 from llmeco.settings import Settings
 from llmeco.store import Store
 

@@ -1,7 +1,7 @@
 """Must-show 3: two server processes sharing Redis enforce one RPM limit between them.
 
 Each replica is a real process serving the real app (auth on, Redis limits) through the
-``_serve`` that ``llmeco serve`` uses, over the fake engine (the engine is not the subject).
+``ServerRuntime`` that ``llmeco serve`` uses, over the fake engine (the engine is not the subject).
 2 × RPM requests are sent as fast as possible, alternating between the replicas: the number
 accepted must be within 5% of the limit, not limit × replicas. (RPM is a token bucket of
 ``rpm`` refilled at ``rpm/60`` per second, so a burst gets ``rpm`` plus the refill during the
@@ -40,7 +40,7 @@ REPLICA = textwrap.dedent(
     import asyncio, sys
     sys.path.insert(0, {unit!r})
     from fake_engine import FakeEngine
-    from llmeco.cli.serve import _serve
+    from llmeco.server.runtime import ServerRuntime
     from llmeco.server import build_app
     from llmeco.server.auth import Authenticator
     from llmeco.settings import Settings
@@ -48,7 +48,7 @@ REPLICA = textwrap.dedent(
     settings = Settings()
     fake = FakeEngine(reply="ok")
     app = build_app(settings, {{fake.name: fake}}, auth=Authenticator.open(settings))
-    asyncio.run(_serve(app, "127.0.0.1", 0, 1.0))
+    asyncio.run(ServerRuntime(app).run("127.0.0.1", 0, shutdown_timeout=1.0))
     """
 )
 

@@ -78,7 +78,7 @@ def _greedy(env: dict[str, str], ref: str) -> str:
 def _audit_moves(home: Path) -> list[dict[str, Any]]:
     from sqlalchemy import select
 
-    from llmeco.governance.audit_tables import AuditEntry
+    from llmeco.governance.audit.tables import AuditEntry
     from llmeco.settings import Settings
     from llmeco.store import Store
 

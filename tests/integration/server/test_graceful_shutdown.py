@@ -1,7 +1,7 @@
 """SIGTERM: stop accepting, let in-flight streams finish (bounded), then shut engines down.
 
 The server runs in a subprocess (signals go to its main thread) through the same
-``_serve`` that ``llmeco serve`` uses, over the fake engine.
+``ServerRuntime`` that ``llmeco serve`` uses, over the fake engine.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ SCRIPT = textwrap.dedent(
     import asyncio, sys
     sys.path.insert(0, {unit!r})
     from fake_engine import FakeEngine
-    from llmeco.cli.serve import _serve
+    from llmeco.server.runtime import ServerRuntime
     from llmeco.observability.logging import configure_logging
     from llmeco.server import build_app
     from llmeco.settings import Settings
@@ -44,7 +44,7 @@ SCRIPT = textwrap.dedent(
 
     fake.shutdown = shutdown
     app = build_app(Settings(), {{fake.name: fake}})
-    asyncio.run(_serve(app, "127.0.0.1", 0, {timeout}))
+    asyncio.run(ServerRuntime(app).run("127.0.0.1", 0, shutdown_timeout={timeout}))
     """
 )
 

@@ -199,7 +199,7 @@ def _ledger(home: Path, action: str) -> list[dict[str, Any]]:
     """Details of the audit ledger's admin entries with ``action``."""
     from sqlalchemy import select
 
-    from llmeco.governance.audit_tables import AuditEntry
+    from llmeco.governance.audit.tables import AuditEntry
 
     store = Registry.open(Settings(home=home)).store
     with store.session() as s:

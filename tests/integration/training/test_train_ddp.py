@@ -65,7 +65,7 @@ def test_two_processes_match_one(
     extra = {**BASE, "distributed": strategy}
     two_yaml = pretrain_yaml("two", batch_size=2, save_every=10, **extra)  # 2 × 2 = 4 global
     done = subprocess.run(
-        [sys.executable, "-m", "llmeco.cli.train", "pretrain", "--config", str(two_yaml),
+        [sys.executable, "-m", "llmeco", "train", "pretrain", "--config", str(two_yaml),
          "--nproc", "2"],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip

@@ -37,7 +37,7 @@ def test_killed_run_resumes_to_the_same_trajectory(pretrain_yaml: Callable[..., 
     killed_yaml = pretrain_yaml("killed", **extra)
     out = load_config(killed_yaml, "pretrain").output_dir
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llmeco.cli.train", "pretrain", "--config", str(killed_yaml)],
+        [sys.executable, "-m", "llmeco", "train", "pretrain", "--config", str(killed_yaml)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, "LLMECO_THREADS": "1"},

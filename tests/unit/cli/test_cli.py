@@ -90,3 +90,30 @@ def test_ctrl_c_exits_130() -> None:
 def test_other_exceptions_are_not_hidden() -> None:
     result = runner.invoke(_failing_app(ZeroDivisionError("bug")), ["boom"])
     assert result.exit_code == 1 and isinstance(result.exception, ZeroDivisionError)
+
+
+def test_python_dash_m_llmeco_runs_the_cli() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "llmeco", "version"], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == __version__
+
+
+def test_torchrun_workers_run_the_same_train_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each worker runs ``python -m llmeco train TASK ARGS``: the CLI itself, no other entry."""
+    import torch
+
+    from llmeco.training import distributed
+
+    commands: list[list[str]] = []
+
+    def call(command: list[str], env: dict[str, str]) -> int:
+        commands.append(command)
+        return 0
+
+    monkeypatch.setattr(subprocess, "call", call)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert distributed.launch(2, "sft", ["--config=run.yaml", "--resume"]) == 0
+    (command,) = commands
+    assert "--nproc_per_node=2" in command
+    assert command[-6:] == ["-m", "llmeco", "train", "sft", "--config=run.yaml", "--resume"]

@@ -54,6 +54,10 @@ class ScriptedEngine:
     async def check_health(self) -> None:
         return None
 
+    def acquire(self) -> ScriptedEngine:
+        """A plain engine serves every request itself."""
+        return self
+
     def stats(self) -> EngineStats:
         return EngineStats(self.running, 0, 0, 1)
 

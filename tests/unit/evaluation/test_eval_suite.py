@@ -7,8 +7,11 @@ from pathlib import Path
 import pytest
 
 from llmeco.errors import ConfigError
-from llmeco.evaluation.report import compare_runs
+from llmeco.evaluation.builtin_tasks import PerplexityConfig, register_builtin_tasks
+from llmeco.evaluation.context import EvalContext, RetrieverFactory, TaskResult
+from llmeco.evaluation.report import compare_runs, metric_directions
 from llmeco.evaluation.suite import load_suite
+from llmeco.evaluation.tasks import TASK_TYPES, TaskConfig, TaskType
 
 SHIPPED = Path(__file__).resolve().parents[3] / "examples" / "eval" / "suite.yaml"
 
@@ -78,3 +81,41 @@ def test_compare_runs_reports_deltas_in_the_metric_direction() -> None:
     rows = {(r.task, r.metric): r for r in compare_runs(a, b)}
     assert rows[("ppl", "perplexity")].delta == -2.0 and rows[("ppl", "perplexity")].better
     assert rows[("mc", "acc")].delta == -0.25 and rows[("mc", "acc")].better is False
+
+
+def test_metric_directions_say_which_way_each_metric_improves() -> None:
+    run = {
+        "tasks": {
+            "ppl": {"metrics": {"perplexity": 10.0, "bits_per_byte": 1.2, "tokens": 90}},
+            "mc": {"metrics": {"acc": 0.5, "note": "text", "flag": True}},
+        }
+    }
+    assert metric_directions(run) == {
+        "ppl.perplexity": "lower",
+        "ppl.bits_per_byte": "lower",
+        "ppl.tokens": "higher",
+        "mc.acc": "higher",
+    }
+    assert metric_directions({"tasks": {"t": {}}}) == {}
+
+
+def test_builtin_tasks_are_registered_explicitly_and_plugins_keep_their_types() -> None:
+    assert TASK_TYPES["perplexity"].config is PerplexityConfig  # registered by the suite module
+
+    class Mine(TaskConfig):
+        pass
+
+    async def run_mine(config: Mine, ctx: EvalContext) -> TaskResult:
+        return TaskResult(0, {})
+
+    table: dict[str, TaskType] = {"perplexity": TaskType(Mine, run_mine)}
+    retrievers: dict[str, RetrieverFactory] = {}
+    register_builtin_tasks(table, retrievers)
+    assert set(table) == {
+        "perplexity",
+        "multiple_choice",
+        "classification",
+        "generation",
+        "retrieval",
+    }
+    assert table["perplexity"].config is Mine and list(retrievers) == ["kb"]

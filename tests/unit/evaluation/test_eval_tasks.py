@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from eval_helpers import ScriptedEngine
 
+from llmeco.evaluation.context import EvalContext
 from llmeco.evaluation.runner import run_suite
 from llmeco.evaluation.suite import load_suite
-from llmeco.evaluation.tasks import EvalContext
 from llmeco.settings import Settings
 
 

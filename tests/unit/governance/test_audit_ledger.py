@@ -13,11 +13,12 @@ import pytest
 import sqlalchemy as sa
 
 from llmeco.errors import EngineDead, InvalidRequest
-from llmeco.governance import audit as audit_mod
-from llmeco.governance import audit_tables as t
 from llmeco.governance.audit import AuditLedger, RequestRecord, chain_hash, latest_checkpoint
-from llmeco.governance.audit_checkpoint import Checkpoint, canonical_json
-from llmeco.governance.audit_verify import (
+from llmeco.governance.audit import ledger as audit_mod
+from llmeco.governance.audit import tables as t
+from llmeco.governance.audit.checkpoint import Checkpoint, canonical_json
+from llmeco.governance.audit.merkle import Frontier, leaf_hash
+from llmeco.governance.audit.verify import (
     make_consistency_proof,
     make_inclusion_proof,
     read_entry,
@@ -25,7 +26,6 @@ from llmeco.governance.audit_verify import (
     verify_proof,
 )
 from llmeco.governance.crypto import Cipher, rotate
-from llmeco.governance.merkle import Frontier, leaf_hash
 from llmeco.settings import Settings
 from llmeco.store import Store
 

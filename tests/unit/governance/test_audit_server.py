@@ -14,10 +14,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from llmeco.governance import audit as audit_mod
-from llmeco.governance import audit_tables as t
 from llmeco.governance.audit import AuditLedger
-from llmeco.governance.audit_verify import read_entry, verify_ledger
+from llmeco.governance.audit import ledger as audit_mod
+from llmeco.governance.audit import tables as t
+from llmeco.governance.audit.verify import read_entry, verify_ledger
 from llmeco.server import build_app
 from llmeco.settings import Settings
 

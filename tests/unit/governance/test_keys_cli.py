@@ -121,16 +121,17 @@ def test_serve_creates_and_prints_the_first_admin_key_once(
 ) -> None:
     import asyncio
 
-    from llmeco.cli.serve import _open_auth, is_loopback
+    from llmeco.cli.serve import is_loopback
+    from llmeco.server.runtime import open_auth
 
     settings = Settings(home=home)
-    auth = _open_auth(settings, None)
+    auth = open_auth(settings, None)
     printed = capsys.readouterr().out
     token = next(w for w in printed.split() if w.startswith("sk-llmeco-"))
     admin = auth.keys.authenticate(token)
     assert "admin" in admin.scopes and admin.rpm is None
     asyncio.run(auth.aclose())
-    again = _open_auth(settings, None)  # a restart: the key exists, nothing printed
+    again = open_auth(settings, None)  # a restart: the key exists, nothing printed
     assert "sk-llmeco-" not in capsys.readouterr().out
     asyncio.run(again.aclose())
     assert all(is_loopback(h) for h in ("127.0.0.1", "localhost", "::1", "127.0.0.2"))

@@ -7,15 +7,22 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
+from gov_helpers import bearer, governed_app, make_key
 
-from llmeco.errors import LimitExceeded
+from llmeco.errors import EngineDead, LimitExceeded, LimitsUnavailable, ServiceUnavailable
 from llmeco.governance.keys import ApiKey, utc_now
-from llmeco.governance.limits import Limiter, MemoryLimiter, UsageLedger, today
-from llmeco.governance.limits_redis import RedisLimiter
+from llmeco.governance.limits import Limiter, MemoryLimiter, UsageLedger, open_limiter, today
+from llmeco.governance.limits.redis import RedisLimiter, read_usage
+from llmeco.server.auth import Authenticator
+from llmeco.server.errors import describe
 from llmeco.settings import Settings
 from llmeco.store import Store
+
+#: Nothing listens on port 1: a Redis that is down. The password must never be shown.
+DOWN_REDIS = "redis://limits:s3cret@127.0.0.1:1/0"
 
 
 def key(**limits: int | None) -> ApiKey:
@@ -147,3 +154,48 @@ async def test_memory_buckets_follow_the_clock(ledger: UsageLedger) -> None:
     assert info.value.retry_after == 30
     now[0] = 30.0
     await lim.admit(k)
+
+
+def test_open_limiter_picks_the_backend_from_settings(tmp_path: Path) -> None:
+    memory = open_limiter(Settings(home=tmp_path), None)
+    shared = open_limiter(Settings(home=tmp_path, redis_url=DOWN_REDIS), None)
+    assert isinstance(memory, MemoryLimiter) and memory.ledger is None
+    assert isinstance(shared, RedisLimiter) and shared.url == DOWN_REDIS
+
+
+async def test_redis_outage_is_limits_unavailable_503(ledger: UsageLedger) -> None:
+    lim = RedisLimiter(DOWN_REDIS, ledger)
+    k = key(rpm=10, daily_tokens=100)
+    try:
+        for call in (lim.admit(k), lim.reserve(k, 5), lim.consume(k, 5), lim.usage(k.id)):
+            with pytest.raises(LimitsUnavailable) as info:
+                await call
+            exc = info.value
+            assert isinstance(exc, ServiceUnavailable) and not isinstance(exc, EngineDead)
+            assert "redis://127.0.0.1:1/0" in exc.message
+            assert "s3cret" not in exc.message and "limits:" not in exc.message
+            status, body, headers = describe(exc)
+            assert status == 503 and headers == {}
+            assert body["error"]["type"] == "service_unavailable_error"
+            assert body["error"]["code"] == "limits_unavailable"
+    finally:
+        await lim.aclose()
+    with pytest.raises(LimitsUnavailable, match=r"redis://127\.0\.0\.1:1/0"):
+        read_usage(DOWN_REDIS, k.id, today())  # what `llmeco keys usage` reads
+
+
+async def test_redis_outage_answers_503_limits_unavailable(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, secret_key="s", redis_url=DOWN_REDIS)  # type: ignore[arg-type]
+    auth = Authenticator.open(settings)
+    _, token = make_key(auth, name="root")
+    transport = httpx.ASGITransport(app=governed_app(settings, auth))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            r = await client.get("/v1/models", headers=bearer(token))
+    finally:
+        await auth.aclose()
+    assert r.status_code == 503
+    error = r.json()["error"]
+    assert (error["type"], error["code"]) == ("service_unavailable_error", "limits_unavailable")
+    assert "Redis at redis://127.0.0.1:1/0" in error["message"]
+    assert "s3cret" not in r.text

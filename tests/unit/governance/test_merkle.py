@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from llmeco.governance.merkle import (
+from llmeco.governance.audit.merkle import (
     EMPTY_ROOT,
     Frontier,
     consistency_proof,

@@ -154,6 +154,31 @@ def test_missing_model_is_not_found(tmp_path: Path) -> None:
         resolve_model(str(tmp_path), Settings(home=tmp_path))  # an empty directory
 
 
+def test_registry_references_go_through_the_injected_resolver(
+    tiny_llama_dir: Path, tmp_path: Path
+) -> None:
+    """``load`` does not know the registry: the caller hands it a resolver for ``NAME@alias`` /
+    ``NAME:N``; without one such a reference is a path that does not exist."""
+    settings = Settings(home=tmp_path)
+    asked: list[str] = []
+
+    def resolver(ref: str, given: Settings) -> tuple[str, Path] | None:
+        assert given is settings
+        asked.append(ref)
+        return ("sup:3", tiny_llama_dir) if ref == "sup@production" else None
+
+    src = resolve_model("sup@production", settings, resolve_ref=resolver)
+    assert (src.name, src.path, src.version) == ("sup", tiny_llama_dir, "sup:3")
+    assert src.origin == "registry sup:3 (sup@production)"
+    with pytest.raises(NotFound, match="neither 'default' nor an existing path"):
+        resolve_model("some/dir", settings, resolve_ref=resolver)
+    with pytest.raises(NotFound, match="neither 'default' nor an existing path"):
+        resolve_model("sup@production", settings)
+    # an existing path is never handed to the resolver
+    assert resolve_model(str(tiny_llama_dir), settings, resolve_ref=resolver).version == ""
+    assert asked == ["sup@production", "some/dir"]
+
+
 def test_incomplete_directories_say_what_is_missing(tiny_llama_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "config.json").write_bytes((tiny_llama_dir / "config.json").read_bytes())
     (tmp_path / "model.safetensors").write_bytes(

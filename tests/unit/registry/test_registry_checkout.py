@@ -14,9 +14,10 @@ from llmeco.errors import NotFound, UnsafeFile
 from llmeco.registry import Registry
 from llmeco.registry import tables as t
 from llmeco.registry.artifacts import safe_relpath
-from llmeco.registry.checkout import checkout
+from llmeco.registry.checkout import checkout, resolve_local
 from llmeco.registry.compare import diff_versions
 from llmeco.registry.refs import parse_ref
+from llmeco.settings import Settings
 
 
 def test_checkout_links_verified_blobs_into_a_model_directory(
@@ -35,6 +36,22 @@ def test_checkout_links_verified_blobs_into_a_model_directory(
         "model_type": "llama",
         "hidden_size": 64,
     }
+
+
+def test_resolve_local_checks_out_registry_references_only(
+    sqlite_registry: Registry, tmp_path: Path
+) -> None:
+    """The resolver the layers above hand to ``modeling.load.resolve_model``."""
+    reg = sqlite_registry
+    reg.register(make_model_dir(tmp_path / "m"), "sup", actor="t")
+    reg.set_alias("sup", 1, "staging", actor="t")
+    settings = Settings(home=reg.home)
+    assert resolve_local("sup@staging", settings) == ("sup:1", reg.views / "sup" / "1")
+    assert resolve_local("sup:1", settings) == ("sup:1", reg.views / "sup" / "1")
+    assert resolve_local(str(tmp_path / "m"), settings) is None
+    assert resolve_local("default", settings) is None
+    with pytest.raises(NotFound, match="no alias 'production'"):
+        resolve_local("sup@production", settings)
 
 
 def test_a_corrupted_blob_is_refused_naming_the_file(

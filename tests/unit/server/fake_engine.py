@@ -146,6 +146,10 @@ class FakeEngine:
         if self.dead or not self.healthy:
             raise EngineDead("the fake engine is unhealthy")
 
+    def acquire(self) -> FakeEngine:
+        """A plain engine serves every request itself."""
+        return self
+
     def stats(self) -> EngineStats:
         return EngineStats(
             running=self.running, waiting=0, kv_blocks_used=4 * self.running, kv_blocks_total=64

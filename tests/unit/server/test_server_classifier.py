@@ -297,13 +297,13 @@ async def test_scopes_and_model_allow_lists_apply_to_classifiers(
 def test_serve_loads_classifiers_from_a_directory_and_the_registry(
     mood_dir: Path, tiny_llama_dir: Path, settings: Settings
 ) -> None:
-    from llmeco.cli.serve import _load_classifiers
     from llmeco.registry.registry import Registry
+    from llmeco.server.runtime import load_classifiers
 
     registry = Registry.open(settings)
     version = registry.register(mood_dir, "mood", actor="test")
     registry.set_alias("mood", version.version, "production", actor="test")
-    loaded = _load_classifiers([f"a={mood_dir}", "b=mood@production", "c=mood:1"], settings)
+    loaded = load_classifiers([f"a={mood_dir}", "b=mood@production", "c=mood:1"], settings)
     try:
         assert list(loaded) == ["a", "b", "c"]
         texts = [t for t, _ in HELD_OUT]
@@ -316,6 +316,6 @@ def test_serve_loads_classifiers_from_a_directory_and_the_registry(
         for served in loaded.values():
             served.close()
     with pytest.raises(ConfigError, match="distinct"):
-        _load_classifiers([f"a={mood_dir}", f"a={mood_dir}"], settings)
+        load_classifiers([f"a={mood_dir}", f"a={mood_dir}"], settings)
     with pytest.raises(ConfigError, match="not a classifier"):
-        _load_classifiers([f"x={tiny_llama_dir}"], settings)  # a causal LM
+        load_classifiers([f"x={tiny_llama_dir}"], settings)  # a causal LM

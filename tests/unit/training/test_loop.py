@@ -165,7 +165,8 @@ def test_cli_pretrain_runs(tmp_path: Path, example_dataset: Path, small_tokenize
 
 
 def test_fine_tuned_model_stops(tmp_path: Path, tiny_llama_dir: Path, cached_home: Path) -> None:
-    """PITFALLS (trl #1623): with the end token in the labels, an SFT model learns to stop.
+    """With the end token in the labels an SFT model learns to stop; masking it out of the
+    loss trains a model that never stops (trl #1623).
 
     The tiny random Llama is overfit on one answer; the engine, greedy, must then produce
     that answer and finish with ``stop`` (on ``<|im_end|>``) well before ``max_tokens``.

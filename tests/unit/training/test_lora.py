@@ -55,8 +55,8 @@ def test_lora_rules() -> None:
 def test_lora_resumes_exactly_and_merges(
     tmp_path: Path, example_dataset: Path, tiny_llama_dir: Path, cached_home: Path
 ) -> None:
-    """PITFALLS (peft #338): a killed LoRA run resumes with adapter, optimizer, scheduler,
-    RNG (adapter dropout is on) and data position restored: same losses, same adapter."""
+    """A killed LoRA run must resume with adapter, optimizer, scheduler, RNG (adapter dropout
+    is on) and data position restored: same losses, same adapter (peft #338)."""
     settings = Settings(home=cached_home)
     train(_config(tmp_path / "a", tiny_llama_dir, example_dataset), settings=settings,
           console=QUIET, show_progress=False)  # fmt: skip

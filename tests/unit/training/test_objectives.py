@@ -37,7 +37,7 @@ def test_sft_labels_cover_assistant_replies_and_their_end_token(tiny_llama_dir: 
     assert tok.decode(ids) == rendered
     targets = [label for label in labels if label != IGNORE]
     assert tok.decode(targets) == "Three to five days.<|im_end|>Next working day.<|im_end|>"
-    # PITFALLS: the assistant's end token is a target (else the model never stops) ...
+    # The assistant's end token is a target: masked out, the model never learns to stop ...
     end_positions = [i for i, t in enumerate(ids) if t == im_end]
     labelled_ends = [i for i in end_positions if labels[i] == im_end]
     assert len(labelled_ends) == 2 and labelled_ends[-1] == end_positions[-1]
@@ -68,7 +68,8 @@ def test_pack_blocks_and_stream(small_tokenizer: Path) -> None:
 
 @pytest.mark.parametrize("micro", [2, 3])
 def test_accumulation_matches_one_big_batch(tiny_llama_dir: Path, micro: int) -> None:
-    """bs=8 ≡ bs=micro × accum: same loss and gradients (PITFALLS, trl #2175)."""
+    """bs=8 ≡ bs=micro × accum: same loss and gradients, because the loss is normalised by the
+    target tokens of the whole accumulated batch, not per micro-batch (trl #2175)."""
     from transformers import AutoModelForCausalLM
 
     tok = load_tokenizer(tiny_llama_dir)

@@ -13,6 +13,7 @@ from llmeco.errors import InvalidRequest
 from llmeco.server.auth import current_key
 from llmeco.server.errors import ErrorResponse
 from llmeco.server.hotswap import ModelFollower, SwapResult
+from llmeco.server.state import get_state
 
 router = APIRouter(
     tags=["admin"],
@@ -40,10 +41,9 @@ class ServedModel(BaseModel):
 
 
 def _follower(request: Request) -> ModelFollower:
-    follower = getattr(request.app.state, "follower", None)
+    follower = get_state(request).follower
     if follower is None:
         raise InvalidRequest("this server does not hot-swap models (started without slots)")
-    assert isinstance(follower, ModelFollower)
     return follower
 
 

@@ -49,7 +49,7 @@ def _ctx(request: Request) -> tuple[Authenticator, ApiKey]:
 
 
 async def _audit(request: Request, actor: ApiKey, action: str, details: dict[str, Any]) -> None:
-    ledger = getattr(request.app.state, "audit_ledger", None)
+    ledger = get_state(request).ledger
     if ledger is not None:
         await ledger.arecord_admin(actor.id, action, details)
 

@@ -1,7 +1,8 @@
 """Request and response pieces that chat and completions share.
 
 Request models forbid unknown fields: an OpenAI parameter we do not implement is rejected
-with a 400 naming it, never silently ignored (PITFALLS, Serving). They are also strict, so
+with a 400 naming it, never silently ignored (a client that sets ``n`` or ``tool_choice``
+must not get a response that quietly did something else). They are also strict, so
 ``"n": "2"`` is a type error rather than a guess.
 """
 

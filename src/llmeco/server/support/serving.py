@@ -26,6 +26,7 @@ from llmeco.errors import InvalidRequest, NotFound
 from llmeco.server import apprun
 from llmeco.server.errors import describe
 from llmeco.server.openai.chat.protocol import ChatCompletionRequest
+from llmeco.server.openai.models.protocol import ModelCard
 from llmeco.server.openai.shared import usage
 from llmeco.server.state import ServerState, get_context
 from llmeco.server.streaming import DONE, EventStream, sse
@@ -36,7 +37,8 @@ DEFAULT_MAX_TOKENS = 200
 
 
 def desk_of(state: ServerState) -> SupportDesk:
-    desk: SupportDesk | None = getattr(state, "support", None)
+    """The server's support desk; 404 when the server runs without one."""
+    desk = state.support
     if desk is None:
         raise NotFound(
             "the support assistant is not enabled on this server (it needs the project store "
@@ -44,6 +46,30 @@ def desk_of(state: ServerState) -> SupportDesk:
             param="model",
         )
     return desk
+
+
+class SupportChat:
+    """The support assistant as the chat backend of ``support:<kb>`` models."""
+
+    prefix = PREFIX
+
+    async def create(
+        self, state: ServerState, req: ChatCompletionRequest, request: Request
+    ) -> Response:
+        """Answer (or hand off) one support turn."""
+        return await support_chat(state, req, request)
+
+    def model_cards(self, state: ServerState) -> list[ModelCard]:
+        """``support:<kb>`` for every knowledge base (none without a desk or a model)."""
+        if state.support is None or not state.engines:
+            return []
+        first = next(iter(state.engines.values())).model_info
+        return [
+            ModelCard(
+                id=name, created=state.started, max_model_len=first.max_model_len, task="support"
+            )
+            for name in state.support.model_names()
+        ]
 
 
 async def support_chat(

@@ -12,18 +12,16 @@ from starlette.responses import Response
 from llmeco.engine.request import ChatPrompt
 from llmeco.errors import InvalidRequest
 from llmeco.server.errors import describe
+from llmeco.server.generation import Generation, chat_logprobs, resolve_max_tokens
 from llmeco.server.openai.chat.protocol import (
     ChatCompletionChoice,
     ChatCompletionMessage,
     ChatCompletionRequest,
     ChatCompletionResponse,
 )
-from llmeco.server.openai.generation import Generation, chat_logprobs, resolve_max_tokens
 from llmeco.server.openai.shared import usage
 from llmeco.server.state import ServerState, get_context
-from llmeco.server.streaming import DONE, EventStream, sse
-from llmeco.server.support.desk import PREFIX
-from llmeco.server.support.serving import support_chat
+from llmeco.server.streaming import DONE, Chunks, EventStream, sse
 
 
 def _requested_max_tokens(req: ChatCompletionRequest) -> int | None:
@@ -44,8 +42,9 @@ class OpenAIServingChat:
 
     async def create(self, req: ChatCompletionRequest, request: Request) -> Response:
         """Serve one request: a JSON response, or an SSE stream when ``stream`` is true."""
-        if req.model.startswith(PREFIX):
-            return await support_chat(self.state, req, request)
+        backend = self.state.chat_backend(req.model)
+        if backend is not None:
+            return await backend.create(self.state, req, request)
         name, engine = self.state.engine(req.model)
         ctx = get_context(request)
         ctx.model = name
@@ -97,20 +96,14 @@ class OpenAIServingChat:
     async def _events(
         self, gen: Generation, req: ChatCompletionRequest, name: str, rid: str, created: int
     ) -> AsyncIterator[bytes]:
-        base: dict[str, Any] = {
-            "id": rid,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": name,
-            "system_fingerprint": gen.fingerprint,
-        }
-        if req.include_usage:
-            base["usage"] = None
+        chunks = Chunks(
+            rid, "chat.completion.chunk", created, name, gen.fingerprint, req.include_usage
+        )
         top = req.top_logprobs or 0
 
         def chunk(index: int, delta: dict[str, Any], logprobs: Any, finish: str | None) -> bytes:
             choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
-            return sse({**base, "choices": [choice]})
+            return chunks.event([choice])
 
         for i in range(req.n):
             yield chunk(i, {"role": "assistant", "content": ""}, None, None)
@@ -122,8 +115,7 @@ class OpenAIServingChat:
                 if d.finish_reason is not None:
                     yield chunk(index, {}, None, d.finish_reason)
             if req.include_usage:
-                final = usage(gen.prompt_tokens, gen.completion_tokens).model_dump()
-                yield sse({**base, "choices": [], "usage": final})
+                yield chunks.usage(usage(gen.prompt_tokens, gen.completion_tokens).model_dump())
         except Exception as exc:  # after the 200 went out, errors travel as an SSE event
             yield sse(describe(exc)[1])
         yield DONE

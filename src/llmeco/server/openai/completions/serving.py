@@ -12,15 +12,15 @@ from starlette.responses import Response
 from llmeco.engine.protocol import EngineClient
 from llmeco.errors import InvalidRequest
 from llmeco.server.errors import describe
+from llmeco.server.generation import Generation, completion_logprobs, resolve_max_tokens
 from llmeco.server.openai.completions.protocol import (
     CompletionChoice,
     CompletionRequest,
     CompletionResponse,
 )
-from llmeco.server.openai.generation import Generation, completion_logprobs, resolve_max_tokens
 from llmeco.server.openai.shared import usage
 from llmeco.server.state import ServerState, get_context
-from llmeco.server.streaming import DONE, EventStream, sse
+from llmeco.server.streaming import DONE, Chunks, EventStream, sse
 
 MAX_BATCH = 64
 
@@ -132,20 +132,12 @@ class OpenAIServingCompletion:
         created: int,
         echo: list[str],
     ) -> AsyncIterator[bytes]:
-        base: dict[str, Any] = {
-            "id": rid,
-            "object": "text_completion",
-            "created": created,
-            "model": name,
-            "system_fingerprint": gen.fingerprint,
-        }
-        if req.include_usage:
-            base["usage"] = None
+        chunks = Chunks(rid, "text_completion", created, name, gen.fingerprint, req.include_usage)
         offsets: dict[int, int] = {}
 
         def chunk(index: int, text: str, logprobs: Any, finish: str | None) -> bytes:
             choice = {"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish}
-            return sse({**base, "choices": [choice]})
+            return chunks.event([choice])
 
         for index in range(len(echo) * req.n):
             yield chunk(index, echo[index // req.n], None, None)
@@ -158,8 +150,7 @@ class OpenAIServingCompletion:
                 if d.text or lps is not None or d.finish_reason is not None:
                     yield chunk(index, d.text, lps, d.finish_reason)
             if req.include_usage:
-                final = usage(gen.prompt_tokens, gen.completion_tokens).model_dump()
-                yield sse({**base, "choices": [], "usage": final})
+                yield chunks.usage(usage(gen.prompt_tokens, gen.completion_tokens).model_dump())
         except Exception as exc:  # after the 200 went out, errors travel as an SSE event
             yield sse(describe(exc)[1])
         yield DONE

@@ -1,5 +1,5 @@
 """What ``/v1/models`` lists: each engine's model, the embedding model, trained classifiers,
-then the support assistant's knowledge bases."""
+then what each chat backend serves (the support assistant's knowledge bases, …)."""
 
 from __future__ import annotations
 
@@ -49,19 +49,8 @@ class OpenAIServingModels:
             for name, c in self.state.classifiers.items()
             if self.state.visible(name)
         ]
-        desk = self.state.support
-        if desk is not None and self.state.engines:
-            first = next(iter(self.state.engines.values())).model_info
-            for support_name in desk.model_names():
-                if self.state.visible(support_name):
-                    cards.append(
-                        ModelCard(
-                            id=support_name,
-                            created=self.state.started,
-                            max_model_len=first.max_model_len,
-                            task="support",
-                        )
-                    )
+        for backend in self.state.chat_backends.values():
+            cards += [c for c in backend.model_cards(self.state) if self.state.visible(c.id)]
         return ModelList(data=cards)
 
     def get(self, model: str) -> ModelCard:

@@ -9,17 +9,17 @@ What is recorded
 Hash chain and Merkle tree
     ``entry_hash = SHA-256(prev_hash ‖ payload)`` (both hashes raw bytes; the first entry's
     ``prev_hash`` is 32 zero bytes), so changing, removing or reordering any entry breaks every
-    later link. Each payload is also a leaf of an RFC 6962 Merkle tree (``merkle.py``); every
+    later link. Each payload is also a leaf of an RFC 6962 Merkle tree (``audit/merkle.py``); every
     ``LLMECO_AUDIT_CHECKPOINT_ENTRIES`` entries or ``LLMECO_AUDIT_CHECKPOINT_SECONDS``
-    seconds a checkpoint (size, root, time) is signed with Ed25519 (``audit_checkpoint.py``).
+    seconds a checkpoint (size, root, time) is signed with Ed25519 (``audit/checkpoint.py``).
     A checkpoint exported elsewhere pins the past: rewriting the whole chain, or cutting its
-    tail, no longer matches it. ``audit_verify.py`` re-walks all of it.
+    tail, no longer matches it. ``audit/verify.py`` re-walks all of it.
 
 Durability without the hot path: one writer thread, group commit
     ``record_*`` only appends to an in-memory queue and returns a
     :class:`concurrent.futures.Future` (``arecord_*``: the same, awaited on the event loop).
     A single writer thread per ledger takes *everything* pending, and in one transaction
-    (straight on the driver, ``audit_sql.py``) assigns seqs, computes the chain and tree,
+    (straight on the driver, ``audit/sql.py``) assigns seqs, computes the chain and tree,
     inserts the rows, writes a checkpoint when one is due and moves the head; then it
     resolves each waiter with its seq (one event-loop wake-up per commit, however many
     waiters). The server awaits its entry before the response completes
@@ -39,8 +39,8 @@ One writer per database, several processes
 
 Bodies
     Only their SHA-256 and size are recorded, unless ``LLMECO_AUDIT_STORE_BODIES`` is on:
-    then the writer thread PII-redacts them (``redact.py``) and seals them with AES-GCM
-    (``crypto.py``) in ``request_body``/``response_body``, outside the hashed payload.
+    then the writer thread PII-redacts them (``governance/redact.py``) and seals them with AES-GCM
+    (``governance/crypto.py``) in ``request_body``/``response_body``, outside the hashed payload.
 
 Failure
     A transaction that fails is retried with back-off; if the store stays unavailable the
@@ -67,11 +67,11 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
 from llmeco.errors import EngineDead, InvalidRequest
-from llmeco.governance import audit_tables as t
-from llmeco.governance.audit_checkpoint import Checkpoint, Signer, canonical_json
-from llmeco.governance.audit_sql import LedgerSQL, WriterConnection
+from llmeco.governance.audit import tables as t
+from llmeco.governance.audit.checkpoint import Checkpoint, Signer, canonical_json
+from llmeco.governance.audit.merkle import Frontier, leaf_hash
+from llmeco.governance.audit.sql import LedgerSQL, WriterConnection
 from llmeco.governance.crypto import Cipher, register_encrypted_column
-from llmeco.governance.merkle import Frontier, leaf_hash
 from llmeco.settings import Settings
 from llmeco.store import Store
 

@@ -4,6 +4,10 @@ llmeco only ever reads weights from safetensors files. Pickled checkpoints
 (``pytorch_model.bin``, ``*.pt``, ``*.ckpt`` …) can run arbitrary code when loaded, so
 they are refused with :class:`~llmeco.errors.UnsafeFile` and a message saying how to
 convert them. This module has no torch or transformers import: it only looks at paths.
+
+It sits in the registry package, the lower of its two users: the registry applies these
+rules to every directory it registers (:mod:`llmeco.registry.scan`), and
+:mod:`llmeco.modeling.load` applies them to every directory it loads.
 """
 
 from __future__ import annotations

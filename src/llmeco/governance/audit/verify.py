@@ -23,11 +23,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from llmeco.errors import InvalidRequest, NotFound
-from llmeco.governance import audit_tables as t
-from llmeco.governance.audit import chain_hash, indexed_columns, latest_checkpoint
-from llmeco.governance.audit_checkpoint import Checkpoint
-from llmeco.governance.crypto import Cipher
-from llmeco.governance.merkle import (
+from llmeco.governance.audit import tables as t
+from llmeco.governance.audit.checkpoint import Checkpoint
+from llmeco.governance.audit.ledger import chain_hash, indexed_columns, latest_checkpoint
+from llmeco.governance.audit.merkle import (
     Frontier,
     consistency_proof,
     inclusion_proof,
@@ -36,6 +35,7 @@ from llmeco.governance.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from llmeco.governance.crypto import Cipher
 from llmeco.store import Store
 
 #: Stop collecting problems after this many (the first one is what matters).

@@ -10,27 +10,61 @@ replicas with skewed clocks still agree. Keys:
   (kept three days). When it is missing (first use today, or Redis lost it) a script seeds it
   from the store's persisted totals, which this process reads once per key and day.
 
-If Redis cannot be reached, requests fail closed with 503 rather than run unmetered.
+If Redis cannot be reached, requests fail closed rather than run unmetered: every Redis error
+becomes :class:`~llmeco.errors.LimitsUnavailable` (→ 503 ``limits_unavailable``), naming the
+Redis URL without its credentials.
+
+This module is named after the backend; ``import redis`` in it is an absolute import and
+means the redis-py library (imported where it is used, so a server without Redis never loads
+it).
 """
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import urlsplit
 
+from llmeco.errors import LimitsUnavailable
 from llmeco.governance.keys import ApiKey
-from llmeco.governance.limits import (
+from llmeco.governance.limits.base import (
     BUCKET_TTL,
     DAY_TTL,
     Limiter,
-    Usage,
-    UsageLedger,
-    _daily_error,
-    _rpm_error,
-    _tpm_error,
-    redis_unavailable,
+    daily_error,
+    rpm_error,
     today,
+    tpm_error,
 )
+from llmeco.governance.limits.usage import Usage, UsageLedger
+
+
+def display_url(url: str) -> str:
+    """``url`` without user, password or query string (a query may carry a password too), so
+    that an error message or log line can name the Redis server safely."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 address
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:  # not a number: leave it out rather than fail while reporting
+        port = None
+    netloc = f"{host}:{port}" if port is not None else host
+    return f"{parts.scheme}://{netloc}{parts.path}"
+
+
+def redis_unavailable(url: str, exc: BaseException) -> LimitsUnavailable:
+    """The 503 raised when the shared limits store at ``url`` cannot be reached (fail closed).
+
+    The message names the server (credentials removed) and the kind of failure, so an
+    operator sees at once that Redis, not the engine, is down.
+    """
+    return LimitsUnavailable(
+        f"the shared limits store (Redis at {display_url(url)}) is unavailable: "
+        f"{type(exc).__name__}; requests are refused until it is back"
+    )
+
 
 _PRELUDE = """
 local function now()
@@ -146,7 +180,7 @@ class RedisLimiter(Limiter):
         try:
             result = await fn(keys=keys, args=args)
         except redis.RedisError as exc:
-            raise redis_unavailable(exc) from exc
+            raise redis_unavailable(self.url, exc) from exc
         return [x.decode() if isinstance(x, bytes) else x for x in result]
 
     @staticmethod
@@ -159,7 +193,7 @@ class RedisLimiter(Limiter):
         args = [*await self._seed_args(key.id, day), key.rpm or 0]
         ok, wait = await self._run("admit", self._keys("rpm", key.id, day), args)
         if not int(ok):
-            raise _rpm_error(key, float(wait))
+            raise rpm_error(key, float(wait))
         self._record(key.id, day, 0, 0, 1)
 
     async def _charge_tokens(
@@ -178,8 +212,8 @@ class RedisLimiter(Limiter):
         ok, reason, value = await self._run("charge", self._keys("tpm", key.id, day), args)
         if not int(ok):
             if reason == "daily":
-                raise _daily_error(key, int(float(value)), tokens, room)
-            raise _tpm_error(key, float(value))
+                raise daily_error(key, int(float(value)), tokens, room)
+            raise tpm_error(key, float(value))
         sign = -1 if mode == "refund" else 1
         prompt, completion = (sign * tokens, 0) if field == "prompt" else (0, tokens)
         self._record(key.id, day, prompt, completion, 0)
@@ -207,7 +241,7 @@ class RedisLimiter(Limiter):
         try:
             raw = await client.hgetall(f"llmeco:usage:{key_id}:{day}")
         except redis.RedisError as exc:
-            raise redis_unavailable(exc) from exc
+            raise redis_unavailable(self.url, exc) from exc
         if not raw:
             return await asyncio.to_thread(self._seed, key_id, day)
         values = {k.decode(): int(v) for k, v in raw.items()}
@@ -235,7 +269,7 @@ def read_usage(url: str, key_id: str, day: str) -> Usage | None:
     try:
         raw = client.hgetall(f"llmeco:usage:{key_id}:{day}")
     except redis.RedisError as exc:
-        raise redis_unavailable(exc) from exc
+        raise redis_unavailable(url, exc) from exc
     finally:
         client.close()
     if not raw:

@@ -1,0 +1,323 @@
+"""A running llmeco server: start-up, serving, draining and shutdown in one place.
+
+:meth:`ServerRuntime.open` builds everything a server holds, in order — the audit ledger,
+keys and limits (creating and announcing the first admin key on a new store), the model
+engines (each in a hot-swappable slot), the alias follower, the embedder, the support desk
+and trained classifiers — then the app over them. Leaving the ``async with`` block closes
+what was opened, in reverse order, even when start-up failed half way::
+
+    async with ServerRuntime.open(settings, ["default"]) as runtime:
+        await runtime.serve(host, port, shutdown_timeout=30)
+
+A test or a script that builds its own app (fake engines, its own stores) wraps it instead:
+``await ServerRuntime(app).run(host, port)`` serves it and then closes what its state holds.
+
+Shutdown is graceful: on SIGTERM/SIGINT the server marks itself draining (``/ready`` turns
+503, new generation requests get 503), stops accepting connections, lets in-flight requests
+finish for up to ``shutdown_timeout`` seconds (then cancels them, which aborts their
+generations), and only then shuts the engines down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import threading
+from collections.abc import AsyncIterator, Callable, Generator, Sequence
+from types import FrameType
+from typing import TYPE_CHECKING
+
+import uvicorn
+
+from llmeco.errors import ConfigError
+from llmeco.server.app import build_app
+from llmeco.server.state import ServerState
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from llmeco.apps.classifier import ServedClassifier
+    from llmeco.apps.support.desk import SupportDesk
+    from llmeco.engine.protocol import EngineClient
+    from llmeco.engine.swap import ModelSlot
+    from llmeco.governance.audit import AuditLedger
+    from llmeco.rag.embed import Embedder
+    from llmeco.server.auth import Authenticator
+    from llmeco.server.hotswap import ModelFollower
+    from llmeco.settings import Settings
+
+log = logging.getLogger("llmeco.serve")
+
+#: Where the runtime tells the operator things once (the first admin key, the bound URL).
+Announce = Callable[[str], None]
+
+
+def say(message: str) -> None:
+    """The default :data:`Announce`: a line on stdout, flushed at once (a supervisor or a
+    test reading the pipe sees the bound URL while the server runs)."""
+    print(message, flush=True)
+
+
+class ServerRuntime:
+    """One app and the lifetime of everything its :class:`ServerState` holds."""
+
+    def __init__(self, app: FastAPI, *, announce: Announce = say) -> None:
+        self.app = app
+        self.state: ServerState = app.state.llmeco
+        self.announce = announce
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(
+        cls,
+        settings: Settings,
+        models: Sequence[str],
+        *,
+        auth: bool = True,
+        embeddings: bool = True,
+        classifiers: Sequence[str] = (),
+        announce: Announce = say,
+    ) -> AsyncIterator[ServerRuntime]:
+        """Open everything ``llmeco serve`` serves and yield the runtime over it.
+
+        ``models`` are model references (``default``, a directory, ``NAME@alias``);
+        ``classifiers`` are ``NAME=REF`` options. Raises ``ConfigError`` (and the loaders'
+        typed errors) for a bad option; whatever was opened before the failure is closed.
+        """
+        async with contextlib.AsyncExitStack() as stack:
+            ledger = open_ledger(settings)
+            if ledger is not None:
+                stack.callback(ledger.close)
+            authenticator = open_auth(settings, ledger, announce) if auth else None
+            if authenticator is not None:
+                stack.push_async_callback(authenticator.aclose)
+            slots: dict[str, ModelSlot] = {}
+            aliases: dict[str, str] = {}
+            for ref in models:
+                slot = load_engine(ref, settings)
+                stack.push_async_callback(slot.shutdown, 1.0)
+                name = slot.model_info.name
+                if name in slots:
+                    raise ConfigError(
+                        f"--model {ref} is served as {name!r}, which is already served"
+                    )
+                slots[name] = slot
+                if ref != name:
+                    aliases[ref] = name
+            embedder = load_embedder() if embeddings else None
+            if embedder is not None:
+                stack.callback(embedder.close)
+            loaded = load_classifiers(classifiers, settings)
+            for served in loaded.values():
+                stack.callback(served.close)
+            app = build_app(
+                settings,
+                slots,
+                embedder,
+                aliases=aliases,
+                ledger=ledger,
+                auth=authenticator,
+                support=open_support(settings, embedder) if embedder is not None else None,
+                follower=follower_for(settings, slots, ledger),
+                classifiers=loaded,
+            )
+            runtime = cls(app, announce=announce)
+            stack.pop_all()  # from here on the runtime closes what its state holds
+            try:
+                yield runtime
+            finally:
+                await runtime.aclose()
+
+    async def serve(self, host: str, port: int, *, shutdown_timeout: float = 30.0) -> None:
+        """Serve until SIGTERM/SIGINT, then drain (see the module doc). Does not close."""
+        config = uvicorn.Config(
+            self.app,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=max(1, round(shutdown_timeout)),
+        )
+        server = _DrainingServer(config, self.state)
+        bound_sock = config.bind_socket()
+        # bind_socket() leaves proto=0, so asyncio does not set TCP_NODELAY on accepted
+        # connections and Nagle's algorithm adds ~40 ms to keep-alive requests
+        # (Kludex/uvicorn#3149); rewrap the socket with IPPROTO_TCP.
+        sock = socket.socket(
+            bound_sock.family, bound_sock.type, socket.IPPROTO_TCP, fileno=bound_sock.detach()
+        )
+        bound = sock.getsockname()[1]
+        url_host = f"[{host}]" if ":" in host else host
+        self.announce(
+            f"llmeco serving {', '.join(self.state.engines)} at http://{url_host}:{bound}/"
+        )
+        follower = self.state.follower
+        if follower is not None:
+            follower.start()
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            if follower is not None:
+                await follower.aclose()
+            # Requests cut at the timeout were cancelled but not awaited: let their cleanup
+            # (aborting their generations) run before the engines go away.
+            pending = [t for t in server.server_state.tasks if not t.done()]
+            if pending:
+                await asyncio.wait(pending, timeout=5)
+
+    async def run(self, host: str, port: int, *, shutdown_timeout: float = 30.0) -> None:
+        """:meth:`serve`, then :meth:`aclose` (for an app built outside :meth:`open`)."""
+        try:
+            await self.serve(host, port, shutdown_timeout=shutdown_timeout)
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """Shut down engines, then close the embedder, classifiers, auth (persisting the last
+        usage counts) and the ledger (committing what is queued, signing a checkpoint)."""
+        state = self.state
+        log.info("stopping engines")
+        for engine in state.engines.values():
+            await engine.shutdown(timeout=1.0)
+        if state.embedder is not None:
+            state.embedder.close()
+        for served in state.classifiers.values():
+            served.close()
+        if state.auth is not None:
+            await state.auth.aclose()
+        if state.ledger is not None:
+            state.ledger.close()
+        log.info("stopped")
+
+
+class _DrainingServer(uvicorn.Server):
+    """A uvicorn server that drains on SIGTERM and does not re-raise the signal afterwards
+    (uvicorn's default would kill the process before the engines are shut down)."""
+
+    def __init__(self, config: uvicorn.Config, state: ServerState) -> None:
+        super().__init__(config)
+        self._state = state
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._state.draining = True
+        super().handle_exit(sig, frame)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        sigs = (signal.SIGINT, signal.SIGTERM)
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in sigs}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+
+
+def open_ledger(settings: Settings) -> AuditLedger | None:
+    """The audit ledger of the store (None with ``LLMECO_AUDIT=false``)."""
+    if not settings.audit:
+        return None
+    from llmeco.governance.audit import AuditLedger
+
+    return AuditLedger.open(settings)
+
+
+def open_auth(
+    settings: Settings, ledger: AuditLedger | None, announce: Announce = say
+) -> Authenticator:
+    """Keys and limits; on a store without keys, create the first admin key and announce it
+    once (only its hash is stored; the creation is recorded in ``ledger``)."""
+    from llmeco.server.auth import Authenticator
+
+    auth = Authenticator.open(settings)
+    token = auth.keys.ensure_first_admin()
+    if token is not None:
+        first = auth.keys.all_keys()[0]
+        if ledger is not None:
+            ledger.record_admin("serve", "key.create", first.as_dict()).result(30)
+        announce(
+            "Created the first admin key. It is shown only this once; store it now:\n"
+            f"  {token}\n"
+            "Send it as `Authorization: Bearer <key>`; create more with `llmeco keys create`."
+        )
+    return auth
+
+
+def load_engine(ref: str, settings: Settings) -> ModelSlot:
+    """Load one model reference into a hot-swappable slot (its served name is the slot
+    engine's ``model_info.name``)."""
+    from llmeco.engine.async_engine import AsyncEngine
+    from llmeco.engine.swap import ModelSlot
+
+    log.info("loading model", extra={"ref": ref})
+    engine = AsyncEngine.from_ref(ref, settings)
+    log.info("model ready", extra={"ref": ref, "model": engine.model_info.name})
+    return ModelSlot(engine, ref, drain_timeout=settings.swap_drain_seconds)
+
+
+def follower_for(
+    settings: Settings, slots: dict[str, ModelSlot], ledger: AuditLedger | None
+) -> ModelFollower:
+    """Hot swap: follows each ``NAME@alias`` model's alias in the registry (started by
+    :meth:`ServerRuntime.serve`), and reloads any model on
+    ``POST /admin/models/{name}/reload``."""
+    from llmeco.engine.async_engine import AsyncEngine
+    from llmeco.registry.registry import Registry
+    from llmeco.server.hotswap import ModelFollower
+
+    def load(ref: str, name: str) -> EngineClient:
+        return AsyncEngine.from_ref(ref, settings, name=name)
+
+    return ModelFollower(
+        slots,
+        load,
+        lambda: Registry.open(settings),
+        poll_seconds=settings.model_poll_seconds,
+        ledger=ledger,
+    )
+
+
+def load_classifiers(options: Sequence[str], settings: Settings) -> dict[str, ServedClassifier]:
+    """``NAME=REF`` options → loaded classifiers by name (all options are checked before
+    any model is loaded; names must be distinct)."""
+    from llmeco.apps.classifier import load_served_classifier, parse_classifier_option
+
+    parsed = [parse_classifier_option(value) for value in options]
+    names = [name for name, _ in parsed]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"--classifier names must be distinct: {', '.join(names)}")
+    loaded: dict[str, ServedClassifier] = {}
+    try:
+        for name, ref in parsed:
+            log.info("loading classifier", extra={"ref": ref, "model": name})
+            loaded[name] = load_served_classifier(name, ref, settings)
+    except BaseException:
+        for served in loaded.values():
+            served.close()
+        raise
+    return loaded
+
+
+def open_support(settings: Settings, embedder: Embedder) -> SupportDesk:
+    """The support assistant over the store's knowledge bases (``model: support:<kb>``)."""
+    from llmeco.apps.conversations import ConversationLog
+    from llmeco.apps.support.desk import SupportDesk
+    from llmeco.governance.crypto import Cipher
+    from llmeco.store import Store
+
+    store = Store.from_settings(settings)
+    return SupportDesk(store, embedder, ConversationLog(store, Cipher.from_settings(settings)))
+
+
+def load_embedder() -> Embedder:
+    """The packaged embedding model (served on ``/v1/embeddings``, used by the apps)."""
+    from llmeco.rag.embed import Embedder
+
+    return Embedder()
