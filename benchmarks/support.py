@@ -16,8 +16,9 @@ as an OpenAI client would. Prints JSON:
 ``answered``). ``--set calibration`` runs the calibration sets instead of the evaluation sets.
 
 ``--calibrate`` runs no model: it fits the answerability gate on the calibration sets
-(:func:`llmeco.apps.calibration.calibrate`, threshold chosen on out-of-fold probabilities to hand
-off ≥ 80% of the unanswerable calibration questions) and prints it with the rates it gives on
+(:func:`llmeco.apps.support.calibration.calibrate`, threshold chosen on out-of-fold
+probabilities to hand off ≥ 80% of the unanswerable calibration questions) and prints it
+with the rates it gives on
 the calibration sets (out of fold) and on the evaluation sets (reported, never used to choose);
 ``--write`` also writes it to ``src/llmeco/apps/default_gate.json``, the gate the assistant uses
 for a knowledge base that has not been calibrated.
@@ -40,14 +41,15 @@ from typing import Any
 
 import httpx
 
-from llmeco.apps import answerability, calibration
+from llmeco.apps import answerability
 from llmeco.apps.conversations import ConversationLog
+from llmeco.apps.support import calibration
+from llmeco.apps.support.desk import SupportDesk
 from llmeco.engine.async_engine import AsyncEngine
 from llmeco.governance.crypto import Cipher
 from llmeco.rag.embed import Embedder
 from llmeco.rag.kb import KnowledgeBase, open_or_create
 from llmeco.server import build_app
-from llmeco.server.support.desk import SupportDesk
 from llmeco.settings import Settings
 from llmeco.store import Store
 

@@ -25,7 +25,7 @@ kb_app = typer.Typer(help="Knowledge bases: documents the support assistant answ
 
 def _store() -> Store:
     # imported for their tables, which they register on Base
-    import llmeco.apps.calibration
+    import llmeco.apps.support.calibration
     import llmeco.rag.tables  # noqa: F401
     from llmeco.settings import Settings
     from llmeco.store import Store
@@ -161,8 +161,8 @@ def calibrate(
     and store it: ``support:NAME`` uses it from the next turn. Prints the gate as JSON."""
     from rich.progress import Progress
 
-    from llmeco.apps.calibration import GateStore
-    from llmeco.apps.calibration import calibrate as fit
+    from llmeco.apps.support.calibration import GateStore
+    from llmeco.apps.support.calibration import calibrate as fit
     from llmeco.rag.kb import KnowledgeBase, default_embedder
 
     store = _store()
@@ -238,7 +238,7 @@ def delete(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
     """Delete a knowledge base with all its documents (and its calibrated hand-off gate)."""
-    from llmeco.apps.calibration import GateStore
+    from llmeco.apps.support.calibration import GateStore
 
     kb = _open(name)
     if not yes:

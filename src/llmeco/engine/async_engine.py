@@ -282,7 +282,7 @@ def _build_core(
     version: str = "",
 ) -> tuple[EngineCore, ModelInfo]:
     """Reserve the KV cache and assemble the core for a loaded model."""
-    d = model.d
+    d = model.dims
     param = next(model.parameters())
     block = settings.kv_block_size
     num_blocks = max(1, settings.kv_cache_tokens // block)

@@ -82,7 +82,7 @@ class EngineCore:
         self.max_queue = max_queue
         self.pool = BlockPool(num_blocks, block_size)
         self.scheduler = Scheduler(self.pool, max_num_seqs, max_num_batched_tokens)
-        vocab = runner.model.d.vocab_size
+        vocab = runner.model.dims.vocab_size
         self.sampler = Sampler(vocab, self._token_text)
         self._structured: StructuredOutputCompiler | None = None
         self.requests: dict[str, RequestState] = {}
@@ -97,7 +97,7 @@ class EngineCore:
         """Queue a request; raises at once if it can never run or the queue is full."""
         if not prompt_ids:
             raise InvalidRequest("the prompt is empty", param="prompt")
-        vocab = self.runner.model.d.vocab_size
+        vocab = self.runner.model.dims.vocab_size
         if any(not 0 <= t < vocab for t in prompt_ids):
             raise InvalidRequest(f"prompt token ids must be in [0, {vocab})", param="prompt")
         max_tokens = params.max_tokens

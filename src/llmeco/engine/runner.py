@@ -31,7 +31,7 @@ class ModelRunner:
         device: torch.device,
         dtype: torch.dtype,
     ) -> None:
-        d = model.d
+        d = model.dims
         self.model = model
         self.device = device
         self.block_size = block_size
@@ -97,7 +97,7 @@ class ModelRunner:
             self.kv,
         )
         if not logit_rows:
-            return hidden.new_empty((0, self.model.d.vocab_size), dtype=torch.float32)
+            return hidden.new_empty((0, self.model.dims.vocab_size), dtype=torch.float32)
         rows = torch.tensor(logit_rows, dtype=torch.long, device=dev)
         return self.model.logits(hidden[rows]).float()
 

@@ -107,7 +107,7 @@ class LlamaLayer(nn.Module):
 
     def __init__(self, d: LlamaDims) -> None:
         super().__init__()
-        self.d = d
+        self.dims = d
         qkv_out = (d.num_heads + 2 * d.num_kv_heads) * d.head_dim
         self.qkv = nn.Linear(d.hidden_size, qkv_out, bias=d.attention_bias)
         self.o_proj = nn.Linear(d.num_heads * d.head_dim, d.hidden_size, bias=d.attention_bias)
@@ -125,7 +125,7 @@ class LlamaLayer(nn.Module):
         k_cache: torch.Tensor,  # [S, Hkv, D]
         v_cache: torch.Tensor,  # [S, Hkv, D]
     ) -> torch.Tensor:
-        d = self.d
+        d = self.dims
         T = x.shape[0]
         h = self.input_norm(x)
         qkv = self.qkv(h)
@@ -155,7 +155,7 @@ class LlamaLayer(nn.Module):
         self, q: torch.Tensor, batch: AttentionBatch, k_cache: torch.Tensor, v_cache: torch.Tensor
     ) -> torch.Tensor:
         """Single-token queries of many sequences, batched: GQA groups act as query rows."""
-        d = self.d
+        d = self.dims
         assert batch.decode_rows is not None and batch.decode_gather is not None
         bd = batch.decode_rows.shape[0]
         groups = d.num_heads // d.num_kv_heads
@@ -197,7 +197,7 @@ class LlamaModel(nn.Module):
 
     def __init__(self, d: LlamaDims, rope_config: Any) -> None:
         super().__init__()
-        self.d = d
+        self.dims = d
         self.embed = nn.Embedding(d.vocab_size, d.hidden_size)
         self.layers = nn.ModuleList(LlamaLayer(d) for _ in range(d.num_layers))
         self.norm = RMSNorm(d.hidden_size, d.rms_norm_eps)
@@ -243,15 +243,15 @@ class LlamaModel(nn.Module):
             "embed.weight": sd["model.embed_tokens.weight"],
             "norm.weight": sd["model.norm.weight"],
         }
-        if not self.d.tie_word_embeddings:
+        if not self.dims.tie_word_embeddings:
             own["lm_head.weight"] = sd["lm_head.weight"]
-        for i in range(self.d.num_layers):
+        for i in range(self.dims.num_layers):
             p, a = f"model.layers.{i}.", f"model.layers.{i}.self_attn."
             m = f"model.layers.{i}.mlp."
             own[f"layers.{i}.qkv.weight"] = torch.cat(
                 [sd[a + "q_proj.weight"], sd[a + "k_proj.weight"], sd[a + "v_proj.weight"]]
             )
-            if self.d.attention_bias:
+            if self.dims.attention_bias:
                 own[f"layers.{i}.qkv.bias"] = torch.cat(
                     [sd[a + "q_proj.bias"], sd[a + "k_proj.bias"], sd[a + "v_proj.bias"]]
                 )
@@ -261,21 +261,21 @@ class LlamaModel(nn.Module):
                 [sd[m + "gate_proj.weight"], sd[m + "up_proj.weight"]]
             )
             own[f"layers.{i}.down.weight"] = sd[m + "down_proj.weight"]
-            if self.d.mlp_bias:
+            if self.dims.mlp_bias:
                 own[f"layers.{i}.gate_up.bias"] = torch.cat(
                     [sd[m + "gate_proj.bias"], sd[m + "up_proj.bias"]]
                 )
                 own[f"layers.{i}.down.bias"] = sd[m + "down_proj.bias"]
             own[f"layers.{i}.input_norm.weight"] = sd[p + "input_layernorm.weight"]
             own[f"layers.{i}.post_norm.weight"] = sd[p + "post_attention_layernorm.weight"]
-        if self.d.tie_word_embeddings:  # re-tie: moving off the meta device unties
+        if self.dims.tie_word_embeddings:  # re-tie: moving off the meta device unties
             self.lm_head.weight = self.embed.weight
         missing, unexpected = self.load_state_dict(own, strict=False)
-        missing = [k for k in missing if not (k == "lm_head.weight" and self.d.tie_word_embeddings)]
+        missing = [k for k in missing if not (k == "lm_head.weight" and self.dims.tie_word_embeddings)]
         if missing or unexpected:
             raise ValueError(f"weights do not fit the model: missing={missing} extra={unexpected}")
         # RoPE frequencies stay float32 whatever the weights' dtype, as in transformers.
-        inv_freq, _ = _rope_inv_freq(self.rope_config, self.d)
+        inv_freq, _ = _rope_inv_freq(self.rope_config, self.dims)
         self.inv_freq = inv_freq.to(self.embed.weight.device)
 
 

@@ -6,7 +6,7 @@ response body as it goes out (SHA-256 and size), notes status, route, model, key
 (``scope["state"]["key_id"]``, set by the auth layer) and token counts (from the response's
 ``usage``), and appends one entry to the :class:`~llmeco.governance.audit.AuditLedger`.
 
-The acknowledgement waits for the commit (see ``governance/audit.py`` for the group commit
+The acknowledgement waits for the commit (see ``governance/audit/ledger.py`` for the group commit
 that makes this cheap):
 
 * a non-streamed response is held back — status line and body — until its entry is

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from llmeco.apps.answerability import Gate, Signals, default_gate, fit_gate
-from llmeco.apps.calibration import question_signals, read_questions
+from llmeco.apps.support.calibration import question_signals, read_questions
 from llmeco.rag.kb import KnowledgeBase
 from llmeco.settings import Settings
 from llmeco.store import Store

@@ -20,13 +20,13 @@ import pytest
 from typer.testing import CliRunner
 
 from llmeco.apps.conversations import ConversationLog
+from llmeco.apps.support.desk import SupportDesk
 from llmeco.cli.main import app as cli
 from llmeco.engine.async_engine import AsyncEngine
 from llmeco.governance.crypto import Cipher
 from llmeco.governance.redact import redact
 from llmeco.rag.kb import KnowledgeBase
 from llmeco.server import build_app
-from llmeco.server.support.desk import SupportDesk
 from llmeco.settings import Settings
 from llmeco.store import Store
 from llmeco.training.runlog import read_log

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from llmeco.apps.answerability import Gate
-from llmeco.apps.calibration import GateStore
+from llmeco.apps.support.calibration import GateStore
 from llmeco.cli.main import app
 from llmeco.rag.kb import TextEmbedder
 from llmeco.settings import Settings

@@ -15,11 +15,11 @@ from fake_engine import FakeEngine
 from server_helpers import LiveServer
 
 from llmeco.apps.conversations import ConversationLog
+from llmeco.apps.support.desk import SupportDesk
 from llmeco.governance.crypto import Cipher
 from llmeco.rag.embed import Embedder
 from llmeco.rag.kb import KnowledgeBase
 from llmeco.server import build_app
-from llmeco.server.support.desk import SupportDesk
 from llmeco.settings import Settings
 from llmeco.store import Store
 

@@ -20,7 +20,7 @@ from llmeco.apps.answerability import (
     fit_gate,
     open_gate,
 )
-from llmeco.apps.calibration import read_questions
+from llmeco.apps.support.calibration import read_questions
 from llmeco.errors import ConfigError, NotFound
 
 ROOT = Path(__file__).resolve().parents[3]

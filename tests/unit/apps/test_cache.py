@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from llmeco.apps.cache import CachedEmbeddings
+from llmeco.apps.support.cache import CachedEmbeddings
 
 
 class CountingEmbedder:

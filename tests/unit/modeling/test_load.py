@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +32,7 @@ def test_default_is_converted_once_and_reused(
 ) -> None:
     stamp = (default_model_dir / "model.safetensors").stat().st_mtime_ns
     monkeypatch.setattr(gguf, "write_hf_dir", _no_conversion)
-    start = time.perf_counter()
-    again = resolve_model("default", Settings(home=cached_home))
-    assert time.perf_counter() - start < 0.5
+    again = resolve_model("default", Settings(home=cached_home))  # no conversion (patched)
     assert again.path == default_model_dir and again.name == "default"
     assert again.origin.endswith("SmolLM2-135M-Instruct.Q4_1.gguf")
     assert (default_model_dir / "model.safetensors").stat().st_mtime_ns == stamp

@@ -22,14 +22,14 @@ from server_helpers import assert_openai_error, sse_events
 
 from llmeco.apps import support
 from llmeco.apps.answerability import default_gate, open_gate
-from llmeco.apps.calibration import GateStore
 from llmeco.apps.conversations import ConversationLog, messages_table
 from llmeco.apps.support import Grounder, ground, plan_turn
+from llmeco.apps.support.calibration import GateStore
+from llmeco.apps.support.desk import SupportDesk
 from llmeco.governance.crypto import Cipher
 from llmeco.rag.embed import Embedder
 from llmeco.rag.kb import KnowledgeBase
 from llmeco.server import build_app
-from llmeco.server.support.desk import SupportDesk
 from llmeco.settings import Settings
 from llmeco.store import Store
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.dataclasses import dataclass as pydantic_dataclass
+
+from llmeco.apps.conversations import Handoff
 
 
 class FeedbackRequest(BaseModel):
@@ -25,16 +27,11 @@ class FeedbackResponse(BaseModel):
     object: Literal["feedback"] = "feedback"
 
 
-class HandoffOut(BaseModel):
+# The fields are the app's hand-off record, defined once there; this subclass gives it the
+# API's schema name and description, and pydantic validation and serialisation.
+@pydantic_dataclass(frozen=True)
+class HandoffOut(Handoff):
     """One hand-off, for the support team."""
-
-    id: str
-    kb: str
-    session_id: str
-    response_id: str
-    question: str
-    reason: str
-    created_at: datetime
 
 
 class HandoffList(BaseModel):

@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from llmeco.apps.support import HANDOFF_MESSAGE, Grounder, SupportTurn, ground, plan_turn
+from llmeco.apps.support.desk import PREFIX, SupportDesk
 from llmeco.errors import InvalidRequest, NotFound
 from llmeco.server import apprun
 from llmeco.server.errors import describe
@@ -30,7 +31,6 @@ from llmeco.server.openai.models.protocol import ModelCard
 from llmeco.server.openai.shared import usage
 from llmeco.server.state import ServerState, get_context
 from llmeco.server.streaming import DONE, EventStream, sse
-from llmeco.server.support.desk import PREFIX, SupportDesk
 
 #: Longest answer when the request does not say.
 DEFAULT_MAX_TOKENS = 200

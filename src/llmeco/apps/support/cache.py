@@ -19,7 +19,7 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
-from llmeco.apps.support import Embeds
+from llmeco.apps.support.protocols import Embeds
 
 V = TypeVar("V")
 #: A text's word pieces and their vectors.

@@ -19,8 +19,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from llmeco.apps.answerability import HANDOFF_TARGET, Gate, Signals, fit_gate, open_gate
-from llmeco.apps.cache import CachedEmbeddings
-from llmeco.apps.support import Embeds, Searcher, plan_turn
+from llmeco.apps.support.cache import CachedEmbeddings
+from llmeco.apps.support.plan import plan_turn
+from llmeco.apps.support.protocols import Embeds, Searcher
 from llmeco.errors import ConfigError, NotFound
 from llmeco.store import Base, Store
 

@@ -1,17 +1,19 @@
-"""The support desk a server runs: knowledge bases, the embedder, and the conversation log."""
+"""The support desk a server runs: knowledge bases, the embedder, gates and the conversation
+log. It speaks in the library's typed errors (:class:`~llmeco.errors.NotFound`), which the
+server maps to HTTP responses at its edge."""
 
 from __future__ import annotations
 
 import threading
 
 from llmeco.apps.answerability import Gate, default_gate
-from llmeco.apps.cache import CachedEmbeddings
-from llmeco.apps.calibration import GateStore
 from llmeco.apps.conversations import ConversationLog
-from llmeco.apps.support import Embeds
+from llmeco.apps.support.cache import CachedEmbeddings
+from llmeco.apps.support.calibration import GateStore
+from llmeco.apps.support.protocols import Embeds
 from llmeco.errors import NotFound
 from llmeco.rag.embed import Embedder
-from llmeco.rag.kb import KnowledgeBase
+from llmeco.rag.kb import KnowledgeBase, list_knowledge_bases
 from llmeco.store import Store
 
 #: Model names of the support assistant: ``support:<knowledge base>``.
@@ -30,6 +32,9 @@ class SupportDesk:
         model: str | None = None,
         company: str = "our company",
     ) -> None:
+        """A desk over the knowledge bases and gates of ``store``, embedding with
+        ``embedder`` and logging to ``log``; answers are written by the served ``model``
+        (None: the server's first) on behalf of ``company``."""
         self.store = store
         self.embedder = embedder
         self.log = log
@@ -47,7 +52,12 @@ class SupportDesk:
         return self._cached
 
     def knowledge_base(self, name: str) -> KnowledgeBase:
-        """The named knowledge base; 404 when it does not exist."""
+        """The named knowledge base (opened once, then cached).
+
+        Raises:
+            NotFound: no knowledge base has that name (``param="model"``, since clients
+                name it in the ``support:<name>`` model).
+        """
         with self._lock:
             kb = self._kbs.get(name)
             if kb is None:
@@ -69,6 +79,4 @@ class SupportDesk:
 
     def model_names(self) -> list[str]:
         """``support:<name>`` for every knowledge base in the store."""
-        from llmeco.rag.kb import list_knowledge_bases
-
         return [PREFIX + info.name for info in list_knowledge_bases(self.store)]

@@ -1,0 +1,90 @@
+"""Text helpers of the support assistant: content words, the question a conversation asks,
+the sentences of a passage, and ``[n]`` citation markers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from llmeco.apps.support.turn import Citation
+from llmeco.governance import redact
+
+_STOP_WORDS = (
+    "a an the is are was were be been being do does did you your yours we our us i me my can "
+    "could would should will shall may might must of to in on at for from with by about how "
+    "what when where which who whom whose why if or and not no it its this that these those "
+    "there their them they he she his her have has had any some much many more most get got "
+    "please tell know need want use using also just than then so very too all long take takes "
+    "often soon happen happens work works possible there"
+)
+#: Words that carry no meaning for retrieval or grounding.
+STOP = frozenset(_STOP_WORDS.split())
+#: ``[n]`` markers with the whitespace before them (to strip them from a sentence).
+MARKERS = re.compile(r"\s*\[\d{1,2}\]")
+#: Where a sentence of a (possibly still growing) answer ends: terminal punctuation and any
+#: markers after it, once the next sentence has visibly started; or a line break.
+SENTENCE_END = re.compile(r"[.!?](?:\s*\[\d{1,2}\])*(?=\s+[^\s\[])|\n(?=\s*\S)")
+#: Sentences with fewer content words are connectives ("Yes.", "1."), not claims.
+CLAIM_WORDS = 2
+
+_WORD = re.compile(r"[a-z0-9]+")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+_MARKER = re.compile(r"\[(\d{1,2})\]")
+_PLACEHOLDER = re.compile(r"\[[A-Z_]+\]")
+#: A single line break inside a paragraph: not after a sentence end, not before a blank
+#: line, a list item or a heading.
+_WRAPPED = re.compile(r"(?<![.!?:\n])[ \t]*\n(?![ \t]*(?:\n|[-*+#|>]|\d+[.)]))")
+_TRAILING = re.compile(r"([.!?:;,]*)\s*$")
+
+
+def content_words(text: str) -> list[str]:
+    """Lower-case words of ``text`` that carry meaning (no stop words, no 1–2 letter words)."""
+    return [w for w in _WORD.findall(text.lower()) if w not in STOP and len(w) > 2]
+
+
+def query_for(messages: Sequence[dict[str, str]]) -> str:
+    """The retrieval query for a conversation: the last user message, with the previous user
+    message prepended when the last one is a short follow-up ("and in winter?")."""
+    users = [m["content"] for m in messages if m.get("role") == "user" and m.get("content")]
+    if not users:
+        return ""
+    last = users[-1].strip()
+    if len(content_words(last)) < 3 and len(users) > 1:
+        return f"{users[-2].strip()} {last}"
+    return last
+
+
+def focus(query: str) -> str:
+    """The part of a message that asks: its questions ("…?") when it has any, with personal
+    data replaced by placeholders, which carry no meaning for retrieval."""
+    text = _PLACEHOLDER.sub(" ", redact.redact(query))
+    asks = [s for s in _SENTENCE.split(text) if s.strip().endswith("?")]
+    return " ".join(asks) if asks else text
+
+
+def sentences_of(text: str) -> list[str]:
+    """The sentences of a passage that can carry a fact (three words or more); a line break
+    inside a hard-wrapped paragraph does not end a sentence."""
+    text = _WRAPPED.sub(" ", text)
+    return [s.strip() for s in _SENTENCE.split(text) if len(s.split()) >= 3]
+
+
+def cited(answer: str, citations: Sequence[Citation]) -> list[int]:
+    """Passage numbers the answer's ``[n]`` markers point at (valid ones, in order)."""
+    valid = {c.index for c in citations}
+    seen: list[int] = []
+    for m in _MARKER.finditer(answer):
+        n = int(m.group(1))
+        if n in valid and n not in seen:
+            seen.append(n)
+    return seen
+
+
+def with_marker(sentence: str, index: int) -> str:
+    """``sentence`` without its ``[n]`` markers, citing ``[index]`` before its final
+    punctuation: ``"Refunds take ten days [2]."``."""
+    bare = MARKERS.sub("", sentence).rstrip()
+    match = _TRAILING.search(bare)
+    assert match is not None  # the pattern matches the empty tail of any string
+    body, punctuation = bare[: match.start()], match.group(1)
+    return f"{body} [{index}]{punctuation}"
