@@ -271,7 +271,9 @@ class LlamaModel(nn.Module):
         if self.dims.tie_word_embeddings:  # re-tie: moving off the meta device unties
             self.lm_head.weight = self.embed.weight
         missing, unexpected = self.load_state_dict(own, strict=False)
-        missing = [k for k in missing if not (k == "lm_head.weight" and self.dims.tie_word_embeddings)]
+        missing = [
+            k for k in missing if not (k == "lm_head.weight" and self.dims.tie_word_embeddings)
+        ]
         if missing or unexpected:
             raise ValueError(f"weights do not fit the model: missing={missing} extra={unexpected}")
         # RoPE frequencies stay float32 whatever the weights' dtype, as in transformers.
