@@ -27,7 +27,7 @@ from llmeco.errors import AuthError, PermissionDenied
 from llmeco.governance.keys import ApiKey, KeyStore, server_secret, split_token
 from llmeco.governance.limits import Limiter, open_limiter
 from llmeco.governance.scopes import requirement
-from llmeco.server.state import get_state, request_guard
+from llmeco.server.state import request_guard
 from llmeco.settings import Settings
 from llmeco.store import Store
 
@@ -145,11 +145,6 @@ def current_key(conn: HTTPConnection) -> ApiKey | None:
     """The key that authenticated this request (None on public routes or without auth)."""
     key = conn.scope.get(_KEY_SCOPE)
     return key if isinstance(key, ApiKey) else None
-
-
-def authenticator_of(conn: HTTPConnection) -> Authenticator | None:
-    """The app's :class:`Authenticator` (None when auth is off)."""
-    return get_state(conn).auth
 
 
 class AuthMiddleware:

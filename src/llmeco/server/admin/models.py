@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
 from llmeco.errors import InvalidRequest
 from llmeco.server.auth import current_key
 from llmeco.server.errors import ErrorResponse
 from llmeco.server.hotswap import ModelFollower, SwapResult
-from llmeco.server.state import get_state
+from llmeco.server.state import ServerState, get_state
 
 router = APIRouter(
     tags=["admin"],
@@ -40,23 +40,25 @@ class ServedModel(BaseModel):
     draining: list[DrainingVersion]
 
 
-def _follower(request: Request) -> ModelFollower:
-    follower = get_state(request).follower
+def get_follower(state: ServerState = Depends(get_state)) -> ModelFollower:
+    """The server's alias follower (a FastAPI dependency); 400 when it does not hot-swap."""
+    follower = state.follower
     if follower is None:
         raise InvalidRequest("this server does not hot-swap models (started without slots)")
     return follower
 
 
 @router.get("/admin/models", response_model=list[ServedModel])
-async def served_models(request: Request) -> list[dict[str, Any]]:
+async def served_models(follower: ModelFollower = Depends(get_follower)) -> list[dict[str, Any]]:
     """Every served model: its reference, the alias it follows, the version serving now."""
-    return _follower(request).status()
+    return follower.status()
 
 
 @router.post("/admin/models/{name}/reload", response_model=SwapResult)
 async def reload_model(
     name: str,
     request: Request,
+    follower: ModelFollower = Depends(get_follower),
     force: bool = Query(
         default=False, description="Load the reference again even if its version is current."
     ),
@@ -68,6 +70,4 @@ async def reload_model(
     swap is done.
     """
     key = current_key(request)
-    return await _follower(request).reload(
-        name, force=force, actor=key.id if key is not None else "local"
-    )
+    return await follower.reload(name, force=force, actor=key.id if key is not None else "local")
