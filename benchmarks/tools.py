@@ -31,7 +31,6 @@ import argparse
 import asyncio
 import copy
 import json
-import os
 import subprocess
 import sys
 import time
@@ -172,7 +171,7 @@ def validates(call: dict[str, Any], tools: list[dict[str, Any]]) -> bool:
 
 
 async def ask(
-    client: Any, model: str, question: dict[str, Any], sem: asyncio.Semaphore
+    client: Any, model: str, question: dict[str, Any], sem: asyncio.Semaphore, mode: str
 ) -> dict[str, Any]:
     """One question → the calls the server returned (name, raw arguments) and the text."""
     async with sem:
@@ -183,6 +182,7 @@ async def ask(
             tool_choice="auto",
             temperature=0,
             max_tokens=400,
+            extra_body={"tool_grammar": "off" if mode == "unconstrained" else "auto"},
         )
     message = r.choices[0].message
     calls = [
@@ -228,7 +228,7 @@ async def run_mode(
     data: dict[str, list[dict[str, Any]]],
     check: Callable[..., dict[str, Any]],
 ) -> dict[str, Any]:
-    """Serve the model with the mode's grammar setting and run every category through it."""
+    """Serve the model and run every category through it with the mode's ``tool_grammar``."""
     import httpx
     from openai import AsyncOpenAI
 
@@ -236,7 +236,6 @@ async def run_mode(
     from llmeco.server import build_app
     from llmeco.settings import Settings
 
-    os.environ["LLMECO_TOOL_GRAMMAR"] = "off" if mode == "unconstrained" else "auto"
     settings = Settings()
     engine = AsyncEngine.from_ref(args.model, settings)
     name = engine.model_info.name
@@ -249,7 +248,7 @@ async def run_mode(
     try:
         for category, questions in data.items():
             t0 = time.perf_counter()
-            replies = await asyncio.gather(*(ask(client, name, q, sem) for q in questions))
+            replies = await asyncio.gather(*(ask(client, name, q, sem, mode) for q in questions))
             out[category] = {
                 **score(category, questions, replies, check),
                 "seconds": round(time.perf_counter() - t0, 1),

@@ -73,6 +73,17 @@ class Settings(BaseSettings):
         gt=0,
         description="Longest a replaced model version keeps serving its in-flight requests.",
     )
+    tool_parser: str = Field(
+        default="",
+        description="Tool-call format of served chat models (hermes, llama3_json, mistral); "
+        "empty picks it from each model's chat template (hermes when it shows none).",
+    )
+    tool_grammar: Literal["auto", "off"] = Field(
+        default="auto",
+        description="auto constrains generation to well-formed tool calls when a request has "
+        "tools (tool_choice auto, required or a function); off leaves it free and only parses "
+        "the output (a request's `tool_grammar` field overrides it).",
+    )
     host: str = Field(default="127.0.0.1", description="Address `llmeco serve` binds.")
     port: int = Field(default=8000, ge=0, le=65535, description="Port `llmeco serve` binds.")
     max_body_bytes: int = Field(

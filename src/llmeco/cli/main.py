@@ -28,6 +28,7 @@ from llmeco.cli.feedback import feedback_app
 from llmeco.cli.generate import generate
 from llmeco.cli.kb import kb_app
 from llmeco.cli.keys import keys_app
+from llmeco.cli.mcp import mcp_app
 from llmeco.cli.models import models_app
 from llmeco.cli.serve import serve
 from llmeco.cli.train import train_app
@@ -93,3 +94,4 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(feedback_app, name="feedback")
 app.add_typer(eval_app, name="eval")
 app.add_typer(models_app, name="models")
+app.add_typer(mcp_app, name="mcp")

@@ -32,6 +32,14 @@ def serve(
             "--no-auth", help="Serve without API keys (development; loopback --host only)."
         ),
     ] = False,
+    tool_parser: Annotated[
+        str | None,
+        typer.Option(
+            "--tool-parser",
+            help="Tool-call format of the chat models: hermes, llama3_json or mistral "
+            "(LLMECO_TOOL_PARSER). Default: from each model's chat template, else hermes.",
+        ),
+    ] = None,
     classifier: Annotated[
         list[str] | None,
         typer.Option(
@@ -43,6 +51,7 @@ def serve(
     ] = None,
 ) -> None:
     """Serve models over an OpenAI-compatible HTTP API (and a chat page at /)."""
+    from llmeco.modeling.tool_parsers import get_tool_parser
     from llmeco.observability.logging import configure_logging
     from llmeco.server.runtime import ServerRuntime
     from llmeco.settings import Settings
@@ -52,6 +61,10 @@ def serve(
         settings.host = host
     if port is not None:
         settings.port = port
+    if tool_parser is not None:
+        settings.tool_parser = tool_parser
+    if settings.tool_parser:
+        get_tool_parser(settings.tool_parser)  # ConfigError naming the choices
     if no_auth and not is_loopback(settings.host):
         raise ConfigError(
             f"--no-auth serves without API keys, so it only binds a loopback address; "

@@ -71,12 +71,17 @@ def _clean_record(
             if options.redact:
                 content, counts = redact_pii(content)
                 report.redacted.update(counts)
-            messages.append({"role": msg["role"], "content": content})
-        if not any(m["role"] == "assistant" and m["content"] for m in messages):
+            messages.append({**msg, "content": content})
+        replies = (m for m in messages if m["role"] == "assistant")
+        if not any(m["content"] or m.get("tool_calls") for m in replies):
             report.dropped["no_assistant_reply"] += 1
             return None, ""
-        key = "\n".join(f"{m['role']}: {m['content']}" for m in messages)
-        return {"messages": messages, "source": record.get("source", "")}, key
+        key = "\n".join(_turn_key(m) for m in messages)
+        chat: Record = {"messages": messages, "source": record.get("source", "")}
+        if record.get("tools"):
+            chat["tools"] = record["tools"]
+            key += "\ntools: " + json.dumps(record["tools"], sort_keys=True)
+        return chat, key
     text = normalize_text(record["text"])
     # Labelled examples (classification) are short by nature: only the letter rule applies.
     min_chars = 1 if "label" in record else options.min_chars
@@ -91,6 +96,14 @@ def _clean_record(
     if "label" in record:
         cleaned["label"] = record["label"]
     return cleaned, text
+
+
+def _turn_key(message: Record) -> str:
+    """One message as text for duplicate detection (tool calls included)."""
+    key = f"{message['role']}: {message['content']}"
+    if message.get("tool_calls"):
+        key += " " + json.dumps(message["tool_calls"], sort_keys=True)
+    return key
 
 
 def prepare_dataset(

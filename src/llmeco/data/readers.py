@@ -5,6 +5,11 @@ A *record* is a plain dict, one of two shapes::
     {"text": "...", "source": "file.txt"}                       # prose for pretraining
     {"text": "...", "label": "billing", "source": ...}           # a labelled example
     {"messages": [{"role": ..., "content": ...}, ...], "source": ...}  # a conversation
+    {"messages": [...], "tools": [...], "source": ...}              # a conversation with tools
+
+A conversation with tools is OpenAI's fine-tuning format: ``tools`` (function definitions)
+next to ``messages``, assistant messages with ``tool_calls`` (their content may be null) and
+``tool`` messages answering them by ``tool_call_id``.
 
 Chat data is recognised in three common layouts and normalised to ``messages``:
 OpenAI-style ``messages``, ShareGPT ``conversations`` (``from``/``value``) and Alpaca
@@ -39,7 +44,7 @@ _SHAREGPT_ROLES = {
     "bot": "assistant",
     "system": "system",
 }
-_ROLES = {"system", "user", "assistant"}
+_ROLES = {"system", "user", "assistant", "tool"}
 
 
 def expand_inputs(inputs: Iterable[Path]) -> list[Path]:
@@ -116,7 +121,10 @@ def to_record(obj: Any, where: str) -> Record:
     if not isinstance(obj, dict):
         raise ConfigError(f"{where}: expected a JSON object, got {type(obj).__name__}")
     if "messages" in obj:
-        return {"messages": _messages(obj["messages"], where)}
+        record: Record = {"messages": _messages(obj["messages"], where)}
+        if obj.get("tools") is not None:
+            record["tools"] = _tools(obj["tools"], where)
+        return record
     if "conversations" in obj:
         turns = obj["conversations"]
         if not isinstance(turns, list):
@@ -141,7 +149,7 @@ def to_record(obj: Any, where: str) -> Record:
         return {"messages": msgs}
     for key in ("text", "content"):
         if isinstance(obj.get(key), str):
-            record: Record = {"text": obj[key]}
+            record = {"text": obj[key]}
             label = obj.get("label")
             if isinstance(label, str | int | bool) and str(label).strip():
                 record["label"] = str(label).strip()  # a labelled example (classification)
@@ -152,15 +160,58 @@ def to_record(obj: Any, where: str) -> Record:
     )
 
 
-def _messages(value: Any, where: str) -> list[dict[str, str]]:
+def _messages(value: Any, where: str) -> list[dict[str, Any]]:
     if not isinstance(value, list) or not value:
         raise ConfigError(f"{where}: 'messages' must be a non-empty list")
     out = []
     for msg in value:
         if not isinstance(msg, dict) or msg.get("role") not in _ROLES:
-            raise ConfigError(f"{where}: each message needs a role of system, user or assistant")
-        out.append({"role": str(msg["role"]), "content": str(msg.get("content") or "")})
+            raise ConfigError(
+                f"{where}: each message needs a role of system, user, assistant or tool"
+            )
+        message: dict[str, Any] = {
+            "role": str(msg["role"]),
+            "content": str(msg.get("content") or ""),
+        }
+        if msg.get("tool_calls"):
+            if message["role"] != "assistant":
+                raise ConfigError(f"{where}: only assistant messages may have tool_calls")
+            message["tool_calls"] = _tool_calls(msg["tool_calls"], where)
+        if message["role"] == "tool":
+            message["tool_call_id"] = str(msg.get("tool_call_id") or "")
+        out.append(message)
     return out
+
+
+def _tool_calls(value: Any, where: str) -> list[dict[str, Any]]:
+    """An assistant's ``tool_calls``: each ``{"id", "type", "function": {"name", "arguments"}}``
+    with the arguments kept as a JSON string."""
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: 'tool_calls' must be a list")
+    calls = []
+    for n, call in enumerate(value):
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise ConfigError(f"{where}: tool_calls[{n}] needs function.name")
+        arguments = function.get("arguments", "{}")
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments, ensure_ascii=False)
+        function_out = {"name": function["name"], "arguments": arguments}
+        calls.append(
+            {"id": str(call.get("id") or f"call_{n}"), "type": "function", "function": function_out}
+        )
+    return calls
+
+
+def _tools(value: Any, where: str) -> list[dict[str, Any]]:
+    """A record's ``tools``: OpenAI function definitions, each with a name."""
+    if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
+        raise ConfigError(f"{where}: 'tools' must be a list of tool definitions")
+    for n, tool in enumerate(value):
+        function = tool.get("function", tool)
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise ConfigError(f"{where}: tools[{n}] needs function.name")
+    return [dict(t) for t in value]
 
 
 def _read_jsonl(raw: str, path: Path) -> Iterator[Record]:

@@ -25,6 +25,8 @@ from llmeco.engine.protocol import EngineStats, ModelInfo
 from llmeco.engine.request import ChatPrompt, Prompt, RequestOutput, SamplingParams
 from llmeco.engine.runner import ModelRunner, kv_bytes_per_token
 from llmeco.errors import ConfigError, EngineDead, GenerateError, InvalidRequest
+from llmeco.modeling.chat import chat_template_source, render_chat
+from llmeco.modeling.tool_parsers import detect_tool_parser
 from llmeco.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -143,22 +145,21 @@ class AsyncEngine:
         return self._core.tokenizer
 
     def encode(self, prompt: Prompt) -> list[int]:
-        """Token ids for a prompt; chats go through the model's chat template."""
+        """Token ids for a prompt; chats (and their tools) go through
+        :func:`~llmeco.modeling.chat.render_chat`."""
         tok = self._core.tokenizer
         if isinstance(prompt, ChatPrompt):
-            if not getattr(tok, "chat_template", None):
+            if not chat_template_source(tok):
                 raise InvalidRequest(
                     f"model {self._info.name} has no chat template; use completions",
                     param="messages",
                 )
-            try:
-                text = tok.apply_chat_template(
-                    prompt.messages,
-                    add_generation_prompt=prompt.add_generation_prompt,
-                    tokenize=False,
-                )
-            except Exception as exc:  # jinja errors from user-shaped messages
-                raise InvalidRequest(f"cannot render messages: {exc}", param="messages") from exc
+            text = render_chat(
+                tok,
+                prompt.messages,
+                tools=prompt.tools,
+                add_generation_prompt=prompt.add_generation_prompt,
+            )
             return list(tok(text, add_special_tokens=False)["input_ids"])
         if isinstance(prompt, str):
             return list(tok(prompt)["input_ids"])
@@ -315,5 +316,6 @@ def _build_core(
         eos_token_ids=tuple(eos_ids),
         source=source,
         version=version,
+        tool_parser=detect_tool_parser(tokenizer),
     )
     return core, info

@@ -27,6 +27,9 @@ class ModelInfo:
     #: Registry version being served (``"support:3"``), empty outside the registry; the
     #: server reports it as ``system_fingerprint`` and in ``/v1/models``.
     version: str = ""
+    #: The tool-call format the model's chat template uses (a parser name of
+    #: :mod:`llmeco.modeling.tool_parsers`); empty: the default, ``hermes``.
+    tool_parser: str = ""
 
 
 @dataclass(frozen=True)

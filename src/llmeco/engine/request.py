@@ -18,10 +18,16 @@ FinishReason = Literal["stop", "length", "abort"]
 
 @dataclass(frozen=True)
 class ChatPrompt:
-    """A conversation rendered with the model's own chat template before tokenization."""
+    """A conversation rendered with the model's own chat template before tokenization.
+
+    ``tools`` (OpenAI tool definitions) are rendered into the prompt by
+    :func:`llmeco.modeling.chat.render_chat`: through the template when it takes tools, else
+    in the documented fallback format.
+    """
 
     messages: list[dict[str, Any]]
     add_generation_prompt: bool = True
+    tools: list[dict[str, Any]] | None = None
 
 
 #: What ``EngineClient.generate`` accepts: raw text, token ids, or a chat.
@@ -29,11 +35,30 @@ Prompt = str | list[int] | ChatPrompt
 
 
 @dataclass(frozen=True)
-class StructuredOutput:
-    """Constrain generation so the text always parses: any JSON object, or a JSON schema."""
+class ToolCallSpec:
+    """The tool calls a generation may make (see :mod:`llmeco.engine.tool_grammar`).
 
-    kind: Literal["json_object", "json_schema"]
+    ``format`` is a tool parser's name (the text the calls are written in); ``tools`` pairs
+    each callable function's name with its ``parameters`` schema. ``required``: calls only
+    (else free text or calls); ``parallel``: more than one call allowed. ``content_schema``
+    constrains the text alternative to JSON of that schema.
+    """
+
+    format: str
+    tools: tuple[tuple[str, dict[str, Any]], ...]
+    required: bool = False
+    parallel: bool = True
+    content_schema: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class StructuredOutput:
+    """Constrain generation so the text always parses: any JSON object, a JSON schema, or
+    well-formed tool calls (``tool_calls``)."""
+
+    kind: Literal["json_object", "json_schema", "tool_calls"]
     schema: dict[str, Any] | None = None
+    tool_calls: ToolCallSpec | None = None
 
 
 @dataclass

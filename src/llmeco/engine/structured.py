@@ -4,6 +4,8 @@
 masking the logits at every step so the model can only pick tokens that keep the text a valid
 prefix of the grammar, as vLLM does. Retrying until the output happens to parse is never needed,
 and the output can never fail to parse. When the JSON is complete the mask allows only EOS.
+Tool calls (``kind="tool_calls"``) go through the same matchers: their grammar is the Lark
+text :func:`llmeco.engine.tool_grammar.tool_call_lark` builds from the request's tools.
 
 Library choice: **llguidance** (the Rust core of guidance, one ``abi3`` wheel, no Python
 dependencies). xgrammar was evaluated too, but its wheel requires ``triton`` (and
@@ -34,6 +36,7 @@ How the engine uses it::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections import OrderedDict
@@ -46,6 +49,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerFast
 
+from llmeco.engine.tool_grammar import tool_call_lark
 from llmeco.errors import GenerateError, InvalidRequest
 
 if TYPE_CHECKING:
@@ -252,6 +256,8 @@ class StructuredOutputCompiler:
             if whitespace_pattern is None
             else {"whitespace_flexible": True, "whitespace_pattern": whitespace_pattern}
         )
+        #: Special tokens by text, matched as tokens when a tool-call format names them.
+        self.special_tokens = _special_tokens(tokenizer)
         self._cache: OrderedDict[str, llguidance.LLMatcher] = OrderedDict()
         self._lock = threading.Lock()
         self._num_threads = num_threads
@@ -270,14 +276,14 @@ class StructuredOutputCompiler:
     def matcher(self, spec: StructuredOutput, eos_token_ids: Sequence[int]) -> GrammarMatcher:
         """A fresh matcher for ``spec`` that ends on any of ``eos_token_ids``.
 
-        Raises :class:`InvalidRequest` (``param="response_format"``) for a schema the library
-        rejects, with its message.
+        Raises :class:`InvalidRequest` (``param="response_format"``, or ``"tools"`` for tool
+        calls) for a schema the library rejects, with its message.
         """
         try:
             key = _cache_key(spec)
         except (TypeError, ValueError) as exc:
             raise InvalidRequest(
-                f"invalid JSON schema: not JSON-serializable ({exc})", param="response_format"
+                f"invalid JSON schema: not JSON-serializable ({exc})", param=_param(spec)
             ) from exc
         with self._lock:
             template = self._cache.get(key)
@@ -297,6 +303,29 @@ class StructuredOutputCompiler:
 
     def _compile(self, spec: StructuredOutput) -> llguidance.LLMatcher:
         """Build the grammar for ``spec`` and a matcher in its start state."""
+        param = _param(spec)
+        what = "tool-call grammar" if spec.kind == "tool_calls" else "JSON schema"
+        try:
+            grammar = self._grammar(spec)
+        except (ValueError, TypeError) as exc:
+            raise InvalidRequest(f"invalid {what}: {exc}", param=param) from exc
+        is_error, messages = llguidance.LLMatcher.validate_grammar_with_warnings(
+            grammar, self.ll_tokenizer
+        )
+        if is_error:
+            raise InvalidRequest(f"invalid {what}: {'; '.join(messages)}", param=param)
+        matcher = llguidance.LLMatcher(self.ll_tokenizer, grammar, log_level=0)
+        if matcher.is_error():
+            raise InvalidRequest(f"invalid {what}: {matcher.get_error()}", param=param)
+        return matcher
+
+    def _grammar(self, spec: StructuredOutput) -> str:
+        """The llguidance grammar of ``spec`` (raises ValueError for a bad schema)."""
+        if spec.kind == "tool_calls":
+            if spec.tool_calls is None:
+                raise InvalidRequest("a tool_calls constraint needs its tools", param="tools")
+            lark = tool_call_lark(spec.tool_calls, self.special_tokens)
+            return llguidance.LLMatcher.grammar_from_lark(lark)
         if spec.kind == "json_object":
             schema: Any = JSON_OBJECT_SCHEMA
         elif spec.kind == "json_schema":
@@ -309,23 +338,7 @@ class StructuredOutputCompiler:
             raise InvalidRequest(
                 f"unknown response_format type {spec.kind!r}", param="response_format"
             )
-        try:
-            grammar = llguidance.LLMatcher.grammar_from_json_schema(schema, overrides=self.options)
-        except (ValueError, TypeError) as exc:
-            raise InvalidRequest(f"invalid JSON schema: {exc}", param="response_format") from exc
-        is_error, messages = llguidance.LLMatcher.validate_grammar_with_warnings(
-            grammar, self.ll_tokenizer
-        )
-        if is_error:
-            raise InvalidRequest(
-                f"invalid JSON schema: {'; '.join(messages)}", param="response_format"
-            )
-        matcher = llguidance.LLMatcher(self.ll_tokenizer, grammar, log_level=0)
-        if matcher.is_error():
-            raise InvalidRequest(
-                f"invalid JSON schema: {matcher.get_error()}", param="response_format"
-            )
-        return matcher
+        return llguidance.LLMatcher.grammar_from_json_schema(schema, overrides=self.options)
 
 
 def fill_bitmask(
@@ -367,9 +380,27 @@ def fill_bitmask(
 
 def _cache_key(spec: StructuredOutput) -> str:
     """Canonical JSON of a spec: equal specs share one compiled grammar."""
+    tools = dataclasses.asdict(spec.tool_calls) if spec.tool_calls is not None else None
     return json.dumps(
-        {"kind": spec.kind, "schema": spec.schema}, sort_keys=True, separators=(",", ":")
+        {"kind": spec.kind, "schema": spec.schema, "tools": tools},
+        sort_keys=True,
+        separators=(",", ":"),
     )
+
+
+def _param(spec: StructuredOutput) -> str:
+    """The request parameter a spec comes from, for error messages."""
+    return "tools" if spec.kind == "tool_calls" else "response_format"
+
+
+def _special_tokens(tokenizer: PreTrainedTokenizerBase) -> dict[str, int]:
+    """The tokenizer's special added tokens, text → id (markers a grammar matches as tokens)."""
+    decoder = getattr(tokenizer, "added_tokens_decoder", {}) or {}
+    return {
+        str(token.content): int(token_id)
+        for token_id, token in decoder.items()
+        if getattr(token, "special", False)
+    }
 
 
 def _check_bitmask_row(row: torch.Tensor, words: int) -> None:

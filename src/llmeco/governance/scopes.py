@@ -7,7 +7,8 @@ Scopes
 scope         grants
 ============  ==============================================================================
 chat          ``POST /v1/chat/completions`` and the apps built on chat (``/v1/tasks/*``,
-              ``/v1/apps/*``)
+              ``/v1/apps/*``, and the MCP endpoint ``/mcp``, whose tools are chat, the
+              tasks and knowledge-base search)
 completions   ``POST /v1/completions``
 embeddings    ``POST /v1/embeddings``
 models        model metadata only: ``/v1/models``, ``/tokenize``, ``/detokenize`` (no
@@ -104,6 +105,7 @@ ROUTES: tuple[tuple[str, Requirement], ...] = (
     ("/v1/tasks/*", needs(CHAT)),
     ("/v1/apps/*", needs(CHAT)),
     ("/v1/feedback", needs(CHAT)),
+    ("/mcp", needs(CHAT)),
     ("/v1/usage", ANY_KEY),
     ("/admin", needs(ADMIN)),
     ("/admin/*", needs(ADMIN)),

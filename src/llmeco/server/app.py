@@ -22,6 +22,7 @@ from llmeco.server.admin.router import router as admin_router
 from llmeco.server.audit import AuditMiddleware
 from llmeco.server.auth import AuthMiddleware
 from llmeco.server.health import router as health_router
+from llmeco.server.mcp.http import McpEndpoint
 from llmeco.server.middleware import RequestMiddleware
 from llmeco.server.openai.chat.router import router as chat_router
 from llmeco.server.openai.completions.router import router as completions_router
@@ -85,6 +86,10 @@ def build_app(
     ``chat_backends`` answer ``/v1/chat/completions`` for model names starting with their
     prefix (see ``server/chat_backends.py``); the support assistant (``support:``) is always
     registered and answers 404 when the server has no ``support`` desk.
+
+    ``/mcp`` serves the same models, tasks and knowledge bases as MCP tools (streamable HTTP,
+    ``server/mcp/``); its session manager (``app.state.mcp``) runs while
+    ``ServerRuntime.serve`` serves, or with the app's lifespan where the host runs it.
     """
     unknown = {a: n for a, n in (aliases or {}).items() if n not in engines}
     if unknown:
@@ -104,12 +109,15 @@ def build_app(
     clash = set(state.classifiers) & ({*engines, *state.aliases, *state.embedder_names()})
     if clash:
         raise ValueError(f"classifier names are already used by served models: {sorted(clash)}")
+    mcp = McpEndpoint(state)
     app = FastAPI(
         title="llmeco",
         version=__version__,
         description="OpenAI-compatible API over llmeco's engines.",
+        lifespan=mcp.lifespan,
     )
     app.state.llmeco = state
+    app.state.mcp = mcp
     errors.install(app)
     if auth is not None:
         app.add_middleware(AuthMiddleware, auth=auth)  # added before RequestMiddleware: inside it
@@ -131,6 +139,7 @@ def build_app(
         health_router,
     ):
         app.include_router(router)
+    app.router.routes.append(mcp.route())  # raw ASGI, outside the OpenAPI schema
     page = _index_html()
 
     @app.get("/", include_in_schema=False)

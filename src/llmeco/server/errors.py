@@ -89,11 +89,6 @@ _TABLE: list[tuple[type[E.LlmecoError], int, str, str | None]] = [
 
 #: Clearer messages for OpenAI parameters we deliberately do not support.
 _UNSUPPORTED = {
-    "tools": "tool calling is not supported by this server; remove `tools`",
-    "tool_choice": "tool calling is not supported by this server; remove `tool_choice`",
-    "functions": "function calling is not supported by this server; remove `functions`",
-    "function_call": "function calling is not supported by this server; remove `function_call`",
-    "parallel_tool_calls": "tool calling is not supported by this server",
     "audio": "audio output is not supported by this server",
     "modalities": "only text output is supported; remove `modalities`",
     "prediction": "predicted outputs are not supported by this server",

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from llmeco.rag.embed import Embedder
     from llmeco.server.auth import Authenticator
     from llmeco.server.hotswap import ModelFollower
+    from llmeco.server.mcp.http import McpEndpoint
     from llmeco.settings import Settings
 
 log = logging.getLogger("llmeco.serve")
@@ -133,6 +134,11 @@ class ServerRuntime:
 
     async def serve(self, host: str, port: int, *, shutdown_timeout: float = 30.0) -> None:
         """Serve until SIGTERM/SIGINT, then drain (see the module doc). Does not close."""
+        # /mcp's session manager: up before the URL is announced, down after the drain.
+        async with self._mcp_running():
+            await self._serve(host, port, shutdown_timeout)
+
+    async def _serve(self, host: str, port: int, shutdown_timeout: float) -> None:
         config = uvicorn.Config(
             self.app,
             host=host,
@@ -168,6 +174,12 @@ class ServerRuntime:
             pending = [t for t in server.server_state.tasks if not t.done()]
             if pending:
                 await asyncio.wait(pending, timeout=5)
+
+    def _mcp_running(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """The ``/mcp`` session manager's lifetime (the app runs with ``lifespan="off"``,
+        so the runtime starts it); nothing for an app built without it."""
+        mcp: McpEndpoint | None = getattr(self.app.state, "mcp", None)
+        return mcp.running() if mcp is not None else contextlib.nullcontext()
 
     async def run(self, host: str, port: int, *, shutdown_timeout: float = 30.0) -> None:
         """:meth:`serve`, then :meth:`aclose` (for an app built outside :meth:`open`)."""

@@ -5,9 +5,11 @@ Labels are aligned with inputs (the loss shifts them), as in Hugging Face.
 
 * pretrain: every text is tokenized, followed by EOS, concatenated and cut into
   fixed-length blocks; every token is a target.
-* sft: a conversation is rendered with the model's chat template turn by turn; only the
-  assistant replies are targets, *including* the token that ends each reply (``<|im_end|>``
-  or EOS) — masking the end token out of the loss trains a model that never stops (trl #1623).
+* sft: a conversation is rendered turn by turn with :func:`llmeco.modeling.chat.render_chat`
+  (the model's chat template, and the tools of the record — the same text the engine serves
+  with); only the assistant replies are targets, their tool calls included, *including* the
+  token that ends each reply (``<|im_end|>`` or EOS) — masking the end token out of the loss
+  trains a model that never stops (trl #1623). Prompts and tool results carry no loss.
 
 The loss is a *sum* of token cross-entropies; the loop divides by the number of target
 tokens in the whole accumulated batch, so bs=8 equals bs=2 × accum 4 (trl #2175).
@@ -25,7 +27,8 @@ import torch
 import torch.nn.functional as F
 
 from llmeco.data.tokenizer import record_text
-from llmeco.errors import ConfigError
+from llmeco.errors import ConfigError, InvalidRequest
+from llmeco.modeling.chat import chat_template_source, render_chat
 
 IGNORE = -100
 Example = tuple[list[int], list[int]]
@@ -52,29 +55,53 @@ def pack_blocks(records: Sequence[dict[str, Any]], tokenizer: Any, seq_len: int)
     return [(b, list(b)) for b in blocks]
 
 
-def _render(tokenizer: Any, messages: list[dict[str, str]], generation_prompt: bool) -> str:
-    text: str = tokenizer.apply_chat_template(
-        messages, tokenize=False, add_generation_prompt=generation_prompt
-    )
-    return text
+def _render(
+    tokenizer: Any,
+    messages: Sequence[dict[str, Any]],
+    generation_prompt: bool,
+    tools: Sequence[dict[str, Any]] | None,
+) -> str:
+    try:
+        return render_chat(
+            tokenizer, messages, tools=tools, add_generation_prompt=generation_prompt
+        )
+    except InvalidRequest as exc:
+        raise ConfigError(f"sft: {exc.message}") from exc
+
+
+def _turns(messages: Sequence[dict[str, Any]]) -> list[int]:
+    """End index (exclusive) of each turn: one per message, except that consecutive ``tool``
+    messages form one turn (the fallback renders them as one user message)."""
+    ends: list[int] = []
+    for k, message in enumerate(messages):
+        if ends and message["role"] == "tool" and messages[k - 1]["role"] == "tool":
+            ends[-1] = k + 1
+        else:
+            ends.append(k + 1)
+    return ends
 
 
 def sft_example(
-    messages: list[dict[str, str]], tokenizer: Any, end_ids: set[int], seq_len: int
+    messages: list[dict[str, Any]],
+    tokenizer: Any,
+    end_ids: set[int],
+    seq_len: int,
+    tools: Sequence[dict[str, Any]] | None = None,
 ) -> Example | None:
     """One conversation → ids and labels with loss on assistant replies only.
 
-    Each turn's text is the difference between the template rendered up to it and up to
-    the turn before; an assistant turn is split into its header (the generation prompt,
-    no loss) and its body (loss up to and including the first end token in ``end_ids``;
-    whitespace the template adds after that token gets no loss). Tokenizing piecewise
-    makes the prompt tokens equal to what the engine feeds at inference. Returns None if
-    truncation to ``seq_len`` leaves no target.
+    Each turn's text is the difference between the conversation rendered up to it and up
+    to the turn before (with ``tools``, OpenAI function definitions, in every rendering); an
+    assistant turn is split into its header (the generation prompt, no loss) and its body —
+    its text and its tool calls — with loss up to and including the first end token in
+    ``end_ids``; whitespace the template adds after that token gets no loss. Tool results and
+    prompts get none. Tokenizing piecewise makes the prompt tokens equal to what the engine
+    feeds at inference. Returns None if truncation to ``seq_len`` leaves no target.
 
     Raises:
         ConfigError: the model has no chat template, or it is not prefix-stable.
     """
-    if not getattr(tokenizer, "chat_template", None):
+    if not chat_template_source(tokenizer):
         raise ConfigError("sft needs a tokenizer with a chat template")
     ids: list[int] = []
     labels: list[int] = []
@@ -83,12 +110,13 @@ def sft_example(
     def encode(text: str) -> list[int]:
         return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    for k, message in enumerate(messages):
-        full = _render(tokenizer, messages[: k + 1], False)
+    start = 0
+    for end in _turns(messages):
+        full = _render(tokenizer, messages[:end], False, tools)
         if not full.startswith(previous):
             raise ConfigError("the chat template is not prefix-stable; cannot mask turns")
-        if message["role"] == "assistant":
-            prompt = _render(tokenizer, messages[:k], True)
+        if messages[end - 1]["role"] == "assistant":
+            prompt = _render(tokenizer, messages[:start], True, tools)
             if not (prompt.startswith(previous) and full.startswith(prompt)):
                 raise ConfigError("the chat template's generation prompt does not prefix the reply")
             header = encode(prompt[len(previous) :])
@@ -102,7 +130,7 @@ def sft_example(
             piece = encode(full[len(previous) :])
             ids += piece
             labels += [IGNORE] * len(piece)
-        previous = full
+        previous, start = full, end
     ids, labels = ids[:seq_len], labels[:seq_len]
     if all(label == IGNORE for label in labels[1:]):
         return None

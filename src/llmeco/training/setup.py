@@ -234,8 +234,13 @@ def build_examples(config: TrainConfig, parts: RunParts, split: str) -> list[Any
         if not examples and split == "train":
             raise ConfigError(f"{config.data.dataset}: no labelled records in train")
         return examples
-    chats = [r["messages"] for r in records if "messages" in r]
+    chats = [r for r in records if "messages" in r]
     if not chats and split == "train":
         raise ConfigError(f"{config.data.dataset}: sft needs chat records (messages) in train")
-    built = [sft_example(m, parts.tokenizer, parts.end_ids, config.seq_len) for m in chats]
+    built = [
+        sft_example(
+            r["messages"], parts.tokenizer, parts.end_ids, config.seq_len, tools=r.get("tools")
+        )
+        for r in chats
+    ]
     return [e for e in built if e is not None]

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 from gov_helpers import bearer, chat_body, make_key
 
 from llmeco.governance.keys import PREFIX, utc_now
@@ -98,6 +99,21 @@ MATRIX: dict[str, tuple[str, str, Any, str]] = {
         {"model": M, "text": "Once", "max_tokens": 8},
         "401 401 401 200 403 403 403 403 200 401 401 403",
     ),
+    "mcp": (
+        "POST",
+        "/mcp",
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "matrix", "version": "1"},
+            },
+        },
+        "401 401 401 200 403 403 403 403 200 401 401 200",
+    ),
     "own usage": ("GET", "/v1/usage", None, "401 401 401 200 200 200 200 200 200 401 401 200"),
     "list keys": ("GET", "/admin/keys", None, "401 401 401 403 403 403 403 200 200 401 401 403"),
     "create key": (
@@ -143,20 +159,21 @@ def credentials(auth: Authenticator) -> dict[str, dict[str, str]]:
     return headers
 
 
-async def test_scope_matrix(gclient: httpx.AsyncClient, auth: Authenticator) -> None:
+async def test_scope_matrix(gapp: FastAPI, gclient: httpx.AsyncClient, auth: Authenticator) -> None:
     headers = credentials(auth)
     failures = []
-    for route, (method, path, body, expected) in MATRIX.items():
-        for who, want in zip(KEYS, expected.split(), strict=True):
-            r = await gclient.request(method, path, json=body, headers=headers[who])
-            if r.status_code != int(want):
-                failures.append(
-                    f"{route} as {who}: {r.status_code} (expected {want}) {r.text[:120]}"
-                )
-            elif r.status_code in (401, 403):
-                err = r.json()["error"]
-                kind = "authentication_error" if r.status_code == 401 else "permission_error"
-                assert err["type"] == kind and err["message"], (route, who)
+    async with gapp.state.mcp.running():  # /mcp's session manager, as ServerRuntime.serve runs it
+        for route, (method, path, body, expected) in MATRIX.items():
+            for who, want in zip(KEYS, expected.split(), strict=True):
+                r = await gclient.request(method, path, json=body, headers=headers[who])
+                if r.status_code != int(want):
+                    failures.append(
+                        f"{route} as {who}: {r.status_code} (expected {want}) {r.text[:120]}"
+                    )
+                elif r.status_code in (401, 403):
+                    err = r.json()["error"]
+                    kind = "authentication_error" if r.status_code == 401 else "permission_error"
+                    assert err["type"] == kind and err["message"], (route, who)
     assert not failures, "\n".join(failures)
 
 

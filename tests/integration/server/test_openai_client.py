@@ -106,11 +106,12 @@ def test_embeddings(client: openai.OpenAI, embedder: Embedder) -> None:
 def test_errors_map_to_openai_exceptions(client: openai.OpenAI, fake: FakeEngine) -> None:
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="nope", messages=MESSAGES)
-    with pytest.raises(openai.BadRequestError, match="tool"):
+    with pytest.raises(openai.BadRequestError, match="tool 'f': invalid JSON schema"):
+        bad = {"type": "object", "required": "x"}
         client.chat.completions.create(
             model="fake-model",
             messages=MESSAGES,
-            tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}],
+            tools=[{"type": "function", "function": {"name": "f", "parameters": bad}}],
         )
     with pytest.raises(openai.BadRequestError, match="context length"):
         client.chat.completions.create(model="fake-model", messages=MESSAGES, max_tokens=10_000)

@@ -117,3 +117,13 @@ def test_torchrun_workers_run_the_same_train_command(monkeypatch: pytest.MonkeyP
     (command,) = commands
     assert "--nproc_per_node=2" in command
     assert command[-6:] == ["-m", "llmeco", "train", "sft", "--config=run.yaml", "--resume"]
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [(["--tool-parser", "pythonic"], {}), ([], {"LLMECO_TOOL_PARSER": "pythonic"})],
+)
+def test_serve_refuses_an_unknown_tool_parser(args: list[str], env: dict[str, str]) -> None:
+    result = runner.invoke(app, ["serve", "--no-auth", *args], env=env)
+    assert result.exit_code == 2
+    assert "unknown tool parser 'pythonic'; choose one of hermes" in result.stderr

@@ -37,7 +37,7 @@ def route_paths(routes: list[Any], prefix: str = "") -> set[str]:
 
 def test_every_route_of_the_app_declares_its_scope(gapp: FastAPI) -> None:
     paths = route_paths(gapp.routes)
-    assert {"/admin/keys", "/v1/chat/completions", "/v1/usage", "/metrics"} <= paths
+    assert {"/admin/keys", "/v1/chat/completions", "/v1/usage", "/metrics", "/mcp"} <= paths
     undeclared = sorted(p for p in paths if not declared(p))
     assert not undeclared, f"add these routes to llmeco.governance.scopes.ROUTES: {undeclared}"
     for path in paths:
@@ -57,6 +57,8 @@ def test_every_route_of_the_app_declares_its_scope(gapp: FastAPI) -> None:
         ("/v1/models/some/model", False, {"models", "chat", "completions", "embeddings"}),
         ("/tokenize", False, {"models", "chat", "completions"}),
         ("/v1/tasks/translate", False, {"chat"}),
+        ("/mcp", False, {"chat"}),
+        ("/mcp/", False, {"admin"}),  # only the exact path is the MCP endpoint
         ("/admin/keys/abc", False, {"admin"}),
         ("/v1/usage", False, set()),
         ("/v1/something-new", False, {"admin"}),  # unlisted: fail closed

@@ -1,7 +1,8 @@
 """A deterministic EngineClient for the server's tests (no model, no torch).
 
 Tokens are characters: ``encode`` maps each character to its code point and ``decode``
-back. Every sequence "generates" the scripted ``reply`` one character per step, cut at
+back (a chat renders as ``role: content`` lines, after a ``tools: NAMES`` line when the prompt
+has tools). Every sequence "generates" the scripted ``reply`` one character per step, cut at
 ``max_tokens`` (finish "length") or at a stop string (finish "stop"). The fake records the
 requests it saw and the ones that were aborted, and keeps a ``running`` count that drops when
 a stream is closed early, so tests can check that a disconnect cancels generation.
@@ -13,6 +14,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from llmeco.engine.protocol import EngineStats, ModelInfo
 from llmeco.engine.request import (
@@ -66,7 +68,10 @@ class FakeEngine:
 
     def encode(self, prompt: Prompt) -> list[int]:
         if isinstance(prompt, ChatPrompt):
-            text = "".join(f"{m['role']}: {m['content']}\n" for m in prompt.messages)
+            text = ""
+            if prompt.tools:
+                text += "tools: " + ", ".join(t["function"]["name"] for t in prompt.tools) + "\n"
+            text += "".join(_message_line(m) for m in prompt.messages)
             if prompt.add_generation_prompt:
                 text += "assistant: "
             return [ord(c) for c in text]
@@ -157,6 +162,16 @@ class FakeEngine:
 
     async def shutdown(self, timeout: float = 30.0) -> None:
         self.dead = True
+
+
+def _message_line(message: dict[str, Any]) -> str:
+    """One message of a fake-rendered chat: ``role: content`` and any tool-call details."""
+    line = f"{message['role']}: {message['content']}"
+    for call in message.get("tool_calls") or []:
+        line += f" [call {call['id']} {call['function']['name']} {call['function']['arguments']}]"
+    if message.get("tool_call_id"):
+        line += f" [answers {message['tool_call_id']}]"
+    return line + "\n"
 
 
 def _logprobs(ch: str, top: int | None) -> list[TokenLogprob] | None:

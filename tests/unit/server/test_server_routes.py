@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 from fake_engine import FakeEngine
+from fastapi import FastAPI
 from server_helpers import sse_events
 
 from llmeco.engine.request import ChatPrompt
@@ -289,6 +290,40 @@ async def test_chat_page(client: httpx.AsyncClient) -> None:
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/html")
     assert "/v1/chat/completions" in r.text and "/v1/models" in r.text
+
+
+async def test_mcp_endpoint(client: httpx.AsyncClient, app: FastAPI, fake: FakeEngine) -> None:
+    """``/mcp`` answers JSON-RPC while its session manager runs (ServerRuntime.serve runs it)."""
+
+    def rpc(method: str, params: dict[str, Any], id_: int = 1) -> dict[str, Any]:
+        return {"jsonrpc": "2.0", "id": id_, "method": method, "params": params}
+
+    init = rpc(
+        "initialize",
+        {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"},
+        },
+    )
+    headers = {"x-request-id": "mcp-1", "mcp-protocol-version": "2025-06-18"}
+    async with app.state.mcp.running():
+        r = await client.post("/mcp", json=init)
+        assert r.status_code == 200, r.text
+        assert r.json()["result"]["capabilities"]["tools"] is not None
+        r = await client.post("/mcp", json=rpc("tools/list", {}, 2), headers=headers)
+        assert r.headers["x-request-id"] == "mcp-1"
+        names = [tool["name"] for tool in r.json()["result"]["tools"]]
+        assert names[0] == "chat" and "summarize" in names  # no knowledge bases: no store
+        call = rpc("tools/call", {"name": "chat", "arguments": {"prompt": "Hi"}}, 3)
+        r = await client.post("/mcp", json=call, headers=headers)
+        result = r.json()["result"]
+        assert not result["isError"] and result["structuredContent"]["text"] == fake.reply
+        r = await client.get("/mcp")  # stateless: no standalone stream to open
+        assert r.status_code == 405 and r.headers["allow"] == "POST"
+    assert "/mcp" not in (await client.get("/openapi.json")).json()["paths"]
+    text = (await client.get("/metrics")).text
+    assert 'llmeco_requests_total{model="fake-model",route="/mcp",status="200"} 1.0' in text
 
 
 async def test_request_ids(client: httpx.AsyncClient) -> None:

@@ -223,6 +223,10 @@ async def test_bad_support_requests(sclient: httpx.AsyncClient) -> None:
         await sclient.post("/v1/chat/completions", json={**ask("hi"), "model": "support:nope"}), 404
     )
     assert_openai_error(await sclient.post("/v1/chat/completions", json=ask("hi", n=2)), 400)
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    r = await sclient.post("/v1/chat/completions", json=ask("hi", tools=[tool]))
+    assert_openai_error(r, 400)
+    assert r.json()["error"]["param"] == "tools"  # never silently ignored
     assert_openai_error(
         await sclient.post("/v1/feedback", json={"response_id": "nope", "rating": "up"}), 404
     )

@@ -1,10 +1,13 @@
 """The tamper-evident audit ledger: a hash chain with signed Merkle checkpoints.
 
 What is recorded
-    Every HTTP request (by the server's ASGI middleware, ``server/audit.py``) and every admin
+    Every HTTP request (by the server's ASGI middleware, ``server/audit.py``), every admin
     action (``ledger.record_admin(actor, action, details)``, called by whoever creates or
-    revokes a key, loads a model or moves an alias). Each entry's payload is canonical JSON
-    (sorted keys, no spaces, UTF-8) with ``seq`` (1, 2, …), ``ts`` and ``kind``.
+    revokes a key, loads a model or moves an alias) and every MCP tool call
+    (``ledger.arecord_tool(ToolRecord(...))``: the tool, who called it, SHA-256 of its
+    arguments and of its result, never their content). Each entry's payload is canonical JSON
+    (sorted keys, no spaces, UTF-8) with ``seq`` (1, 2, …), ``ts`` and ``kind`` (``request``,
+    ``admin`` or ``tool``).
 
 Hash chain and Merkle tree
     ``entry_hash = SHA-256(prev_hash ‖ payload)`` (both hashes raw bytes; the first entry's
@@ -129,15 +132,48 @@ _RECORD_FIELDS = tuple(
 )
 
 
+@dataclass(frozen=True)
+class ToolRecord:
+    """What the ledger keeps about one MCP tool call: hashes, never arguments or results."""
+
+    #: Tool name (``search_knowledge_base``, ``chat`` …).
+    tool: str
+    #: Who called it: the API key id over HTTP, ``"stdio"`` for ``llmeco mcp serve``, None
+    #: over HTTP without auth.
+    actor: str | None
+    request_id: str
+    #: SHA-256 (hex) of the canonical JSON of the call's arguments.
+    arguments_sha256: str
+    #: SHA-256 (hex) of the canonical JSON of the result sent back, errors included (its
+    #: ``content``, ``structuredContent`` and ``isError``); "" for a call cancelled midway.
+    result_sha256: str
+    duration_ms: float
+    #: The HTTP status the outcome maps to: 200, the error's (400, 403, 404, 429 …), or 499
+    #: for a call cancelled midway.
+    status: int
+    #: ``"http"`` (``/mcp``) or ``"stdio"``.
+    transport: str
+
+    def fields(self) -> dict[str, Any]:
+        """The hashed fields."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
 def indexed_columns(payload: Mapping[str, Any]) -> dict[str, Any]:
     """The descriptive columns a payload implies (verify checks the stored ones match)."""
-    admin = payload.get("kind") == "admin"
+    kind = payload.get("kind")
+    if kind == "admin":
+        key_id, route = payload.get("actor"), payload.get("action")
+    elif kind == "tool":
+        key_id, route = payload.get("actor"), payload.get("tool")
+    else:
+        key_id, route = payload.get("key_id"), payload.get("route")
     return {
         "ts": payload.get("ts"),
-        "kind": payload.get("kind"),
+        "kind": kind,
         "request_id": payload.get("request_id"),
-        "key_id": payload.get("actor") if admin else payload.get("key_id"),
-        "route": payload.get("action") if admin else payload.get("route"),
+        "key_id": key_id,
+        "route": route,
         "status": payload.get("status"),
     }
 
@@ -291,6 +327,20 @@ class AuditLedger:
         """:meth:`record_admin` and wait (without blocking the event loop) for the commit."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._enqueue(_Pending("admin", _admin_fields(actor, action, details), future))
+        return await future
+
+    def record_tool(self, record: ToolRecord) -> Future[int]:
+        """Queue an MCP tool call's entry; the future gives its seq once committed (for a
+        call that was cancelled and cannot wait; otherwise use :meth:`arecord_tool`)."""
+        future: Future[int] = Future()
+        self._enqueue(_Pending("tool", record.fields(), future))
+        return future
+
+    async def arecord_tool(self, record: ToolRecord) -> int:
+        """Queue an MCP tool call's entry and wait (without blocking the event loop) for its
+        commit; returns its seq. The MCP server sends the result only after this."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._enqueue(_Pending("tool", record.fields(), future))
         return await future
 
     def _enqueue(self, pending: _Pending) -> None:

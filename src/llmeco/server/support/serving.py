@@ -84,6 +84,12 @@ async def support_chat(
             "no response_format)",
             param="model",
         )
+    if req.tools or req.functions:
+        raise InvalidRequest(
+            "the support assistant does not call client tools; send tools to a plain model "
+            "or to an agent (model `agent:NAME`)",
+            param="tools" if req.tools else "functions",
+        )
     kb = desk.knowledge_base(kb_name)
     ctx = get_context(request)
     ctx.user = req.user or ""

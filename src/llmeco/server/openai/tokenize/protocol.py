@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from llmeco.server.openai.chat.protocol import ChatMessage
+from llmeco.server.openai.chat.protocol import ChatMessage, ChatTool
 from llmeco.server.openai.shared import STRICT
 
 
@@ -23,6 +23,9 @@ class TokenizeChatRequest(BaseModel):
     model: str
     messages: list[ChatMessage] = Field(min_length=1)
     add_generation_prompt: bool = True
+    tools: list[ChatTool] | None = Field(
+        default=None, max_length=128, description="Tools rendered into the prompt, as in chat."
+    )
 
 
 class TokenizeResponse(BaseModel):

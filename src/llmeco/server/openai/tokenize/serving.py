@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from llmeco.engine.request import ChatPrompt, Prompt
 from llmeco.errors import InvalidRequest
+from llmeco.server.openai.chat.messages import render_messages
 from llmeco.server.openai.tokenize.protocol import (
     DetokenizeRequest,
     DetokenizeResponse,
@@ -28,11 +29,12 @@ class OpenAIServingTokenization:
         ctx.model = name
         prompt: Prompt
         if isinstance(req, TokenizeChatRequest):
-            messages = [
-                {"role": "system" if m.role == "developer" else m.role, "content": m.text()}
-                for m in req.messages
-            ]
-            prompt = ChatPrompt(messages, add_generation_prompt=req.add_generation_prompt)
+            tools = [t.model_dump(exclude_none=True) for t in req.tools or []]
+            prompt = ChatPrompt(
+                render_messages(req.messages),
+                add_generation_prompt=req.add_generation_prompt,
+                tools=tools or None,
+            )
         else:
             prompt = req.prompt
         tokens = engine.encode(prompt)
