@@ -181,7 +181,7 @@ async def ask(
             tools=tools_of(question),
             tool_choice="auto",
             temperature=0,
-            max_tokens=400,
+            max_tokens=256,
             extra_body={"tool_grammar": "off" if mode == "unconstrained" else "auto"},
         )
     message = r.choices[0].message

@@ -29,7 +29,8 @@ from llmeco.store import Store
 if TYPE_CHECKING:
     from llmeco.rag.embed import Embedder
 
-pytestmark = pytest.mark.slow
+# Computing the 162 questions' signals takes ~20 s alone and minutes on a loaded machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 ROOT = Path(__file__).resolve().parents[3]
 QUESTIONS = ROOT / "examples" / "kb-questions"
