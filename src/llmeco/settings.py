@@ -159,3 +159,8 @@ class Settings(BaseSettings):
     def models_dir(self) -> Path:
         """Where converted models are cached."""
         return self.home / "models"
+
+    @property
+    def agents_dir(self) -> Path:
+        """Agent profiles ``llmeco serve`` runs when the directory exists (``*.yaml``)."""
+        return self.home / "agents"

@@ -4,6 +4,7 @@ until SIGTERM (which drains in-flight requests for up to ``--shutdown-timeout`` 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -49,6 +50,14 @@ def serve(
             "/v1/tasks/sentiment. Repeat for several.",
         ),
     ] = None,
+    agent: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--agent",
+            help="An agent profile (YAML) or a directory of them, served as model "
+            "agent:NAME. Repeat for several; LLMECO_HOME/agents/ is read too when it exists.",
+        ),
+    ] = None,
 ) -> None:
     """Serve models over an OpenAI-compatible HTTP API (and a chat page at /)."""
     from llmeco.modeling.tool_parsers import get_tool_parser
@@ -79,6 +88,7 @@ def serve(
             auth=not no_auth,
             embeddings=embeddings,
             classifiers=classifier or [],
+            agents=agent or [],
             announce=typer.echo,
         ) as runtime:
             await runtime.serve(settings.host, settings.port, shutdown_timeout=shutdown_timeout)

@@ -2,9 +2,10 @@
 
 :meth:`ServerRuntime.open` builds everything a server holds, in order — the audit ledger,
 keys and limits (creating and announcing the first admin key on a new store), the model
-engines (each in a hot-swappable slot), the alias follower, the embedder, the support desk
-and trained classifiers — then the app over them. Leaving the ``async with`` block closes
-what was opened, in reverse order, even when start-up failed half way::
+engines (each in a hot-swappable slot), the alias follower, the embedder, the support desk,
+trained classifiers and the agents (their MCP client sessions) — then the app over them.
+Leaving the ``async with`` block closes what was opened, in reverse order, even when
+start-up failed half way::
 
     async with ServerRuntime.open(settings, ["default"]) as runtime:
         await runtime.serve(host, port, shutdown_timeout=30)
@@ -27,6 +28,7 @@ import signal
 import socket
 import threading
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -39,6 +41,7 @@ from llmeco.server.state import ServerState
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from llmeco.apps.agents import AgentHub, AgentProfile
     from llmeco.apps.classifier import ServedClassifier
     from llmeco.apps.support.desk import SupportDesk
     from llmeco.engine.protocol import EngineClient
@@ -80,14 +83,20 @@ class ServerRuntime:
         auth: bool = True,
         embeddings: bool = True,
         classifiers: Sequence[str] = (),
+        agents: Sequence[str | Path] = (),
         announce: Announce = say,
     ) -> AsyncIterator[ServerRuntime]:
         """Open everything ``llmeco serve`` serves and yield the runtime over it.
 
         ``models`` are model references (``default``, a directory, ``NAME@alias``);
-        ``classifiers`` are ``NAME=REF`` options. Raises ``ConfigError`` (and the loaders'
-        typed errors) for a bad option; whatever was opened before the failure is closed.
+        ``classifiers`` are ``NAME=REF`` options; ``agents`` are agent profile files or
+        directories (``LLMECO_HOME/agents/`` is read too when it exists), served as
+        ``agent:<name>``. Raises ``ConfigError`` (and the loaders' typed errors) for a bad
+        option or profile; whatever was opened before the failure is closed.
         """
+        from llmeco.server.agents import AgentChat, check_agents, read_profiles
+
+        profiles = read_profiles(settings, agents)  # a bad profile fails before any loading
         async with contextlib.AsyncExitStack() as stack:
             ledger = open_ledger(settings)
             if ledger is not None:
@@ -114,6 +123,8 @@ class ServerRuntime:
             loaded = load_classifiers(classifiers, settings)
             for served in loaded.values():
                 stack.callback(served.close)
+            hub = await open_agents(profiles)
+            stack.push_async_callback(hub.aclose)
             app = build_app(
                 settings,
                 slots,
@@ -124,7 +135,10 @@ class ServerRuntime:
                 support=open_support(settings, embedder) if embedder is not None else None,
                 follower=follower_for(settings, slots, ledger),
                 classifiers=loaded,
+                chat_backends=[AgentChat(hub)],
             )
+            app.state.agents = hub
+            check_agents(hub, app.state.llmeco)
             runtime = cls(app, announce=announce)
             stack.pop_all()  # from here on the runtime closes what its state holds
             try:
@@ -189,9 +203,13 @@ class ServerRuntime:
             await self.aclose()
 
     async def aclose(self) -> None:
-        """Shut down engines, then close the embedder, classifiers, auth (persisting the last
-        usage counts) and the ledger (committing what is queued, signing a checkpoint)."""
+        """End the agents' MCP sessions, shut down engines, then close the embedder,
+        classifiers, auth (persisting the last usage counts) and the ledger (committing what
+        is queued, signing a checkpoint)."""
         state = self.state
+        agents: AgentHub | None = getattr(self.app.state, "agents", None)
+        if agents is not None:
+            await agents.aclose()
         log.info("stopping engines")
         for engine in state.engines.values():
             await engine.shutdown(timeout=1.0)
@@ -326,6 +344,15 @@ def open_support(settings: Settings, embedder: Embedder) -> SupportDesk:
 
     store = Store.from_settings(settings)
     return SupportDesk(store, embedder, ConversationLog(store, Cipher.from_settings(settings)))
+
+
+async def open_agents(profiles: Sequence[AgentProfile]) -> AgentHub:
+    """The agents of ``profiles``, their MCP servers connected (``model: agent:<name>``)."""
+    from llmeco.apps.agents import AgentHub
+
+    for profile in profiles:
+        log.info("starting agent", extra={"model": profile.model_name})
+    return await AgentHub.open(profiles)
 
 
 def load_embedder() -> Embedder:

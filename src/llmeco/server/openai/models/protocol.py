@@ -21,8 +21,9 @@ class ModelCard(BaseModel):
     version: str | None = None
     #: llmeco extra: what the model serves ("generate": chat/completions, "embed":
     #: /v1/embeddings, "support": the support assistant, "classify": a trained classifier
-    #: for /v1/tasks/classify and /sentiment).
-    task: Literal["generate", "embed", "support", "classify"] = "generate"
+    #: for /v1/tasks/classify and /sentiment, "agent": an agent that calls tools, served on
+    #: /v1/chat/completions as ``agent:<name>``).
+    task: Literal["generate", "embed", "support", "classify", "agent"] = "generate"
     #: llmeco extra, classifiers only: the labels it can produce.
     labels: list[str] | None = None
 
