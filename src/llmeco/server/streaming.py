@@ -32,6 +32,21 @@ def sse(data: Mapping[str, Any]) -> bytes:
     )
 
 
+def chat_chunk(
+    rid: str, model: str, created: int, delta: dict[str, Any], finish: str | None
+) -> dict[str, Any]:
+    """One-choice ``chat.completion.chunk`` of an app's stream (support, agents): no
+    fingerprint, no logprobs; callers add their own extra fields."""
+    return {
+        "id": rid,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "system_fingerprint": None,
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+    }
+
+
 @dataclass(frozen=True)
 class Chunks:
     """The events of one streamed chat or text completion.

@@ -52,7 +52,7 @@ from llmeco.server.openai.chat.protocol import ChatCompletionRequest
 from llmeco.server.openai.models.protocol import ModelCard
 from llmeco.server.openai.shared import usage
 from llmeco.server.state import ServerState, get_context
-from llmeco.server.streaming import DONE, EventStream, sse, until_disconnected
+from llmeco.server.streaming import DONE, EventStream, chat_chunk, sse, until_disconnected
 
 #: Request fields an agent honours; any other field set to a non-default value is a 400.
 HONOURED = frozenset(
@@ -202,19 +202,6 @@ async def _first_turn_started(
     return first
 
 
-def _chunk(
-    rid: str, model: str, created: int, delta: dict[str, Any], finish: str | None
-) -> dict[str, Any]:
-    return {
-        "id": rid,
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": model,
-        "system_fingerprint": None,
-        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-    }
-
-
 async def _sse(
     first: asyncio.Future[AgentEvent],
     events: AsyncIterator[AgentEvent],
@@ -224,20 +211,20 @@ async def _sse(
 ) -> AsyncIterator[bytes]:
     model = req.model
     try:
-        yield sse(_chunk(rid, model, created, {"role": "assistant", "content": ""}, None))
+        yield sse(chat_chunk(rid, model, created, {"role": "assistant", "content": ""}, None))
         event: AgentEvent = await first
         while True:
             if isinstance(event, AnswerDelta):
-                yield sse(_chunk(rid, model, created, {"content": event.text}, None))
+                yield sse(chat_chunk(rid, model, created, {"content": event.text}, None))
             elif isinstance(event, AgentStep):
-                step = {**_chunk(rid, model, created, {}, None), "agent_step": event.to_dict()}
+                step = {**chat_chunk(rid, model, created, {}, None), "agent_step": event.to_dict()}
                 yield sse(step)
             else:
-                yield sse(_chunk(rid, model, created, {}, event.finish_reason))
+                yield sse(chat_chunk(rid, model, created, {}, event.finish_reason))
                 if req.include_usage:
                     total = usage(event.prompt_tokens, event.completion_tokens).model_dump()
                     yield sse(
-                        {**_chunk(rid, model, created, {}, None), "choices": [], "usage": total}
+                        {**chat_chunk(rid, model, created, {}, None), "choices": [], "usage": total}
                     )
                 break
             event = await anext(events)

@@ -30,7 +30,7 @@ from llmeco.server.openai.chat.protocol import ChatCompletionRequest
 from llmeco.server.openai.models.protocol import ModelCard
 from llmeco.server.openai.shared import usage
 from llmeco.server.state import ServerState, get_context
-from llmeco.server.streaming import DONE, EventStream, sse
+from llmeco.server.streaming import DONE, EventStream, chat_chunk, sse
 
 #: Longest answer when the request does not say.
 DEFAULT_MAX_TOKENS = 200
@@ -205,29 +205,18 @@ def _json(
     )
 
 
-def _chunk(
-    rid: str, model: str, created: int, delta: dict[str, Any], finish: str | None
-) -> dict[str, Any]:
-    return {
-        "id": rid,
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": model,
-        "system_fingerprint": None,
-        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-    }
-
-
 async def _canned(
     rid: str, model: str, created: int, extra: dict[str, Any], include_usage: bool
 ) -> AsyncIterator[bytes]:
-    yield sse({**_chunk(rid, model, created, {"role": "assistant", "content": ""}, None), **extra})
-    yield sse(_chunk(rid, model, created, {"content": HANDOFF_MESSAGE}, None))
-    yield sse(_chunk(rid, model, created, {}, "handoff"))
+    yield sse(
+        {**chat_chunk(rid, model, created, {"role": "assistant", "content": ""}, None), **extra}
+    )
+    yield sse(chat_chunk(rid, model, created, {"content": HANDOFF_MESSAGE}, None))
+    yield sse(chat_chunk(rid, model, created, {}, "handoff"))
     if include_usage:
         yield sse(
             {
-                **_chunk(rid, model, created, {}, None),
+                **chat_chunk(rid, model, created, {}, None),
                 "choices": [],
                 "usage": usage(0, 0).model_dump(),
             }
@@ -248,7 +237,9 @@ async def _events(
     extra: dict[str, Any],
 ) -> AsyncIterator[bytes]:
     model = req.model
-    yield sse({**_chunk(rid, model, created, {"role": "assistant", "content": ""}, None), **extra})
+    yield sse(
+        {**chat_chunk(rid, model, created, {"role": "assistant", "content": ""}, None), **extra}
+    )
     parts: list[str] = []
     finish: str | None = None
     grounder = Grounder(turn, desk.sentence_embedder)
@@ -257,17 +248,17 @@ async def _events(
             ready = await anyio.to_thread.run_sync(grounder.feed, text) if text else ""
             if ready:
                 parts.append(ready)
-                yield sse(_chunk(rid, model, created, {"content": ready}, None))
+                yield sse(chat_chunk(rid, model, created, {"content": ready}, None))
             finish = reason or finish
         rest = await anyio.to_thread.run_sync(grounder.finish)
         if rest:
             parts.append(rest)
-            yield sse(_chunk(rid, model, created, {"content": rest}, None))
-        yield sse(_chunk(rid, model, created, {}, finish or "stop"))
+            yield sse(chat_chunk(rid, model, created, {"content": rest}, None))
+        yield sse(chat_chunk(rid, model, created, {}, finish or "stop"))
         gen = call.generation
         if req.include_usage:
             final = usage(gen.prompt_tokens, gen.completion_tokens).model_dump()
-            yield sse({**_chunk(rid, model, created, {}, None), "choices": [], "usage": final})
+            yield sse({**chat_chunk(rid, model, created, {}, None), "choices": [], "usage": final})
         answer = "".join(parts)
         await anyio.to_thread.run_sync(desk.log.record_turn, session, kb_name, said, answer, rid)
     except Exception as exc:  # after the 200 went out, errors travel as an SSE event
