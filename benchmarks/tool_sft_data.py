@@ -4,8 +4,9 @@ The conversations are generated here from hand-written functions and question te
 come from BFCL, which ``benchmarks/tools.py`` measures on): each record is OpenAI's
 fine-tuning format, ``{"messages": [...], "tools": [...]}``, where the assistant either calls
 one tool, calls several in parallel, picks the right tool among several, or answers in plain
-text because no offered tool fits. Values are drawn with a fixed seed, so the file is the same
-on every run.
+text because no offered tool fits — small talk, or a task none of the offered tools can do
+(the mistake a tuned model makes most: calling the nearest tool anyway). Values are drawn
+with a fixed seed, so the file is the same on every run.
 
     python benchmarks/tool_sft_data.py --out benchmarks/data/tool-sft.jsonl --n 2000
     llmeco train sft --model default --data benchmarks/data/tool-sft.jsonl --output runs/tools
@@ -243,9 +244,47 @@ def _call(fn: Function, args: dict[str, Any], i: int) -> dict[str, Any]:
     }
 
 
+NO_TOOL = [
+    "None of the tools I have can {what}, so I can't do that here.",
+    "I can't {what} with the tools available to me.",
+    "Sorry, I have no tool to {what}. I can help with: {offered}.",
+]
+
+
+#: What each function does, as the end of "I can't …" / "I can help with …".
+TASKS = {
+    "get_weather": "look up the weather",
+    "convert_currency": "convert currencies",
+    "convert_units": "convert units",
+    "set_timer": "set timers",
+    "send_email": "send emails",
+    "find_recipe": "find recipes",
+    "get_stock_price": "look up stock prices",
+    "rectangle_area": "compute areas",
+    "translate_text": "translate text",
+    "book_hotel": "book hotels",
+}
+
+
+def _declines(fn: Function, offered: list[Function], r: random.Random) -> str:
+    names = ", ".join(TASKS[f.name] for f in offered)
+    return r.choice(NO_TOOL).format(what=TASKS[fn.name], offered=names)
+
+
 def conversation(r: random.Random) -> dict[str, Any]:
     """One record: a single call, a parallel pair, a pick among several, or no call."""
-    kind = r.choices(["single", "parallel", "pick", "none"], weights=[4, 2, 3, 2])[0]
+    kind = r.choices(["single", "parallel", "pick", "none", "unfit"], weights=[4, 2, 3, 1, 2])[0]
+    if kind == "unfit":
+        fn = r.choice(FUNCTIONS)
+        offered = r.sample([f for f in FUNCTIONS if f is not fn], r.randint(1, 3))
+        question, _ = fn.ask(r)
+        return {
+            "messages": [
+                {"role": "user", "content": question},
+                {"role": "assistant", "content": _declines(fn, offered, r)},
+            ],
+            "tools": [f.tool() for f in offered],
+        }
     if kind == "none":
         offered = r.sample(FUNCTIONS, r.randint(1, 3))
         question, answer = r.choice(SMALL_TALK)

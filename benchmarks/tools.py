@@ -31,6 +31,7 @@ import argparse
 import asyncio
 import copy
 import json
+import random
 import subprocess
 import sys
 import time
@@ -273,6 +274,9 @@ def main() -> None:
     ap.add_argument("--categories", nargs="+", choices=CATEGORIES, default=list(CATEGORIES))
     ap.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     ap.add_argument("--limit", type=int, default=0, help="first N questions per category (0: all)")
+    ap.add_argument(
+        "--sample", type=int, default=0, help="N random questions per category (seed 0; nested)"
+    )
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--details", type=Path, help="append each reply here (JSONL)")
     ap.add_argument("--out", type=Path, help="also write the result JSON here")
@@ -284,12 +288,18 @@ def main() -> None:
     data = {}
     for category in args.categories:
         questions = load_category(wheel, category)
+        if args.sample and args.sample < len(questions):
+            order = list(range(len(questions)))
+            random.Random(0).shuffle(order)  # nested: a smaller --sample is a subset of a larger
+            picked = sorted(order[: args.sample])
+            questions = [questions[i] for i in picked]
         data[category] = questions[: args.limit] if args.limit else questions
     result = {
         "benchmark": "bfcl",
         "bfcl_eval": BFCL_VERSION,
         "model": args.model,
         "limit": args.limit,
+        "sample": args.sample,
         "modes": {mode: asyncio.run(run_mode(mode, args, data, check)) for mode in args.modes},
     }
     text = json.dumps(result, indent=1)

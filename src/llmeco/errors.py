@@ -16,7 +16,9 @@
     ├── GenerateError      a generation failed; the engine lives on → 500
     └── ServiceUnavailable a dependency the server needs is down    → 503
         ├── EngineDead          the engine cannot serve any more → 503 engine_unavailable
-        └── LimitsUnavailable   the limits store (Redis) is down → 503 limits_unavailable
+        ├── LimitsUnavailable   the limits store (Redis) is down → 503 limits_unavailable
+        └── UpstreamError       every URL of an upstream server failed → 502 upstream_error
+            └── UpstreamTimeout the upstream did not answer in time  → 504 upstream_timeout
 """
 
 from __future__ import annotations
@@ -109,3 +111,13 @@ class EngineDead(ServiceUnavailable):
 class LimitsUnavailable(ServiceUnavailable):
     """The shared limits store (Redis) cannot be reached, so requests are refused rather than
     served unmetered; the message names the Redis URL without its credentials."""
+
+
+class UpstreamError(ServiceUnavailable):
+    """An upstream OpenAI-compatible server (the gateway's ``--upstream``) failed: refused
+    the connection, answered 502/503/504 or broke its response, on every URL and fallback."""
+
+
+class UpstreamTimeout(UpstreamError):
+    """An upstream did not answer within its configured ``timeout`` (our timeout, not the
+    client's), so the gateway gave up on it."""

@@ -143,6 +143,40 @@ class Settings(BaseSettings):
         "32 bytes, base64 or hex); empty = a 0600 key file generated under home/keys. Add a "
         "new key in front, then run `llmeco audit rotate-keys` to re-encrypt.",
     )
+    retention_conversations_days: int = Field(
+        default=0,
+        ge=0,
+        description="Delete support conversation turns older than this many days (0 = keep).",
+    )
+    retention_feedback_days: int = Field(
+        default=0, ge=0, description="Delete feedback older than this many days (0 = keep)."
+    )
+    retention_handoffs_days: int = Field(
+        default=0, ge=0, description="Delete hand-offs older than this many days (0 = keep)."
+    )
+    retention_usage_days: int = Field(
+        default=0,
+        ge=0,
+        description="Delete per-key daily usage rows older than this many days (0 = keep).",
+    )
+    retention_ledger_bodies_days: int = Field(
+        default=0,
+        ge=0,
+        description="Erase stored request/response bodies of ledger entries older than this "
+        "many days; the entries stay (0 = keep).",
+    )
+    retention_interval_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="How often `llmeco serve` purges what is past its retention (when any "
+        "retention is set).",
+    )
+    retention_batch: int = Field(
+        default=500,
+        ge=1,
+        description="Rows deleted per transaction by a purge (short transactions never block "
+        "the server's writers for long).",
+    )
 
     @model_validator(mode="after")
     def _expand_home(self) -> Settings:

@@ -56,7 +56,7 @@ def test_an_upward_import_and_a_cycle_are_both_caught(tmp_path: Path) -> None:
     pkg = tmp_path / "llmeco"
     names = [
         "cli", "server", "apps", "engine", "rag", "training", "evaluation", "observability",
-        "modeling", "data", "registry", "governance", "store",
+        "modeling", "data", "backup", "registry", "governance", "store",
     ]  # fmt: skip
     for name in names:
         (pkg / name).mkdir(parents=True)

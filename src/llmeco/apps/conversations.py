@@ -5,6 +5,11 @@ AES-GCM (:mod:`llmeco.governance.crypto`) before it is written; each blob's AAD 
 table and row, so a blob moved to another row fails to open. Key rotation re-encrypts these
 columns (they are registered with ``crypto.register_encrypted_column``).
 
+Every row also names whom it is about and which request wrote it (:class:`Origin`: the API
+key id, the OpenAI ``user`` field, the request id the audit ledger records), and the three
+tables are registered with :mod:`llmeco.governance.subjects`, so retention ages them out and
+``llmeco data forget`` / ``DELETE /admin/sessions/{id}`` erase a subject's rows.
+
 The feedback loop: :meth:`ConversationLog.export` turns rated answers into training data that
 ``llmeco train sft`` reads (``{"messages": [...]}`` per line) or into preference pairs
 (``{"prompt", "chosen", "rejected"}``) from corrections.
@@ -22,7 +27,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from llmeco.errors import InvalidRequest, NotFound
-from llmeco.governance import crypto, redact
+from llmeco.governance import crypto, redact, subjects
 from llmeco.store import Base, Store
 
 metadata = Base.metadata
@@ -37,7 +42,11 @@ messages_table = sa.Table(
     sa.Column("role", sa.String(16), nullable=False),
     sa.Column("content", sa.LargeBinary, nullable=False),
     sa.Column("response_id", sa.String(128), nullable=True, index=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    # 0008_subjects: whom the row is about, and the request that wrote it
+    sa.Column("key_id", sa.String(32), nullable=True, index=True),
+    sa.Column("end_user", sa.String(256), nullable=True, index=True),
+    sa.Column("request_id", sa.String(128), nullable=True, index=True),
 )
 
 handoffs_table = sa.Table(
@@ -46,11 +55,14 @@ handoffs_table = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("uid", sa.String(32), nullable=False, unique=True),
     sa.Column("kb", sa.String(200), nullable=False, index=True),
-    sa.Column("session_id", sa.String(128), nullable=False),
+    sa.Column("session_id", sa.String(128), nullable=False, index=True),
     sa.Column("response_id", sa.String(128), nullable=False),
     sa.Column("question", sa.LargeBinary, nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("key_id", sa.String(32), nullable=True, index=True),
+    sa.Column("end_user", sa.String(256), nullable=True, index=True),
+    sa.Column("request_id", sa.String(128), nullable=True, index=True),
 )
 
 feedback_table = sa.Table(
@@ -62,7 +74,12 @@ feedback_table = sa.Table(
     sa.Column("rating", sa.SmallInteger, nullable=False),
     sa.Column("correction", sa.LargeBinary, nullable=True),
     sa.Column("comment", sa.LargeBinary, nullable=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    # the subject of the answer rated (copied from it) and the feedback request's id
+    sa.Column("session_id", sa.String(128), nullable=True, index=True),
+    sa.Column("key_id", sa.String(32), nullable=True, index=True),
+    sa.Column("end_user", sa.String(256), nullable=True, index=True),
+    sa.Column("request_id", sa.String(128), nullable=True, index=True),
 )
 
 
@@ -77,6 +94,37 @@ for _table, _column in (
     (feedback_table, "comment"),
 ):
     crypto.register_encrypted_column(_table, _column, _aad(_table.name, _column))
+
+for _table, _kind in (
+    (messages_table, "conversations"),
+    (handoffs_table, "handoffs"),
+    (feedback_table, "feedback"),
+):
+    subjects.register_subject_table(
+        _table,
+        kind=_kind,
+        time_column="created_at",
+        subjects={"session": "session_id", "key": "key_id", "user": "end_user"},
+    )
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Whom rows are about and which request wrote them (see the module doc)."""
+
+    #: The API key id of the caller (None without auth).
+    key_id: str | None = None
+    #: The request's OpenAI ``user`` field (None when not sent).
+    user: str | None = None
+    #: The request id (the audit ledger's entry for that request has it).
+    request_id: str | None = None
+
+    def columns(self) -> dict[str, str | None]:
+        """The row columns it fills."""
+        return {"key_id": self.key_id, "end_user": self.user, "request_id": self.request_id}
+
+
+NO_ORIGIN = Origin()
 
 
 @dataclass(frozen=True)
@@ -110,7 +158,13 @@ class ConversationLog:
         return self.cipher.decrypt(blob, f"{table}.{column}:{uid}".encode()).decode()
 
     def record_turn(
-        self, session_id: str, kb: str, question: str, answer: str, response_id: str
+        self,
+        session_id: str,
+        kb: str,
+        question: str,
+        answer: str,
+        response_id: str,
+        origin: Origin = NO_ORIGIN,
     ) -> None:
         """Append a user question and the answer given to it, in one transaction."""
         now = datetime.now(UTC)
@@ -126,6 +180,7 @@ class ConversationLog:
                     "content": self._seal("support_messages", "content", uid, text),
                     "response_id": rid,
                     "created_at": now,
+                    **origin.columns(),
                 }
             )
         with self.store.session() as s:
@@ -147,7 +202,13 @@ class ConversationLog:
         ]
 
     def record_handoff(
-        self, kb: str, session_id: str, response_id: str, question: str, reason: str
+        self,
+        kb: str,
+        session_id: str,
+        response_id: str,
+        question: str,
+        reason: str,
+        origin: Origin = NO_ORIGIN,
     ) -> str:
         """Store a hand-off event; returns its id."""
         uid = uuid.uuid4().hex
@@ -161,6 +222,7 @@ class ConversationLog:
                     question=self._seal("support_handoffs", "question", uid, question),
                     reason=reason,
                     created_at=datetime.now(UTC),
+                    **origin.columns(),
                 )
             )
         return uid
@@ -187,9 +249,17 @@ class ConversationLog:
         ]
 
     def record_feedback(
-        self, response_id: str, rating: int, correction: str | None, comment: str | None
+        self,
+        response_id: str,
+        rating: int,
+        correction: str | None,
+        comment: str | None,
+        origin: Origin = NO_ORIGIN,
     ) -> str:
         """Thumbs up (1) or down (-1), with an optional corrected answer; returns its id.
+
+        The feedback is about the rated answer's subject: its session, key and user are
+        copied from that answer (the feedback request's ``origin`` fills what it lacks).
 
         Raises NotFound when no stored answer has ``response_id``.
         """
@@ -198,7 +268,9 @@ class ConversationLog:
         t = messages_table
         with self.store.session() as s:
             known = s.execute(
-                sa.select(t.c.id).where(t.c.response_id == response_id).limit(1)
+                sa.select(t.c.session_id, t.c.key_id, t.c.end_user)
+                .where(t.c.response_id == response_id)
+                .limit(1)
             ).first()
             if known is None:
                 raise NotFound(f"no stored answer has id {response_id!r}", param="response_id")
@@ -215,6 +287,10 @@ class ConversationLog:
                     if comment is None
                     else self._seal("feedback", "comment", uid, comment),
                     created_at=datetime.now(UTC),
+                    session_id=known.session_id,
+                    key_id=known.key_id or origin.key_id,
+                    end_user=known.end_user or origin.user,
+                    request_id=origin.request_id,
                 )
             )
         return uid

@@ -1,6 +1,10 @@
-"""``llmeco audit``: verify the tamper-evident ledger, export checkpoints, prove entries.
+"""``llmeco audit``: verify the tamper-evident ledger, export checkpoints, prove entries,
+archive old entries.
 
 ``verify`` exits 1 (naming the first bad entry) when anything fails to check, 0 otherwise.
+``archive`` moves the entries up to a signed checkpoint into a file and out of the store;
+``verify``, ``prove``, ``consistency`` and ``show`` take ``--archive FILE`` (repeatable) to
+reach back into archived history.
 """
 
 from __future__ import annotations
@@ -13,12 +17,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
+    from llmeco.governance.audit.archive_file import ArchiveFile
     from llmeco.governance.audit.checkpoint import Checkpoint
     from llmeco.settings import Settings
     from llmeco.store import Store
 
 audit_app = typer.Typer(
-    help="Tamper-evident audit ledger: verify, checkpoints, inclusion proofs, key rotation.",
+    help="Tamper-evident audit ledger: verify, checkpoints, inclusion proofs, archiving, "
+    "key rotation.",
     no_args_is_help=True,
 )
 
@@ -60,6 +66,18 @@ def _print_json(obj: Any) -> None:
     typer.echo(json.dumps(obj, indent=2, ensure_ascii=False))
 
 
+def _archives(paths: list[Path] | None) -> list[ArchiveFile]:
+    from llmeco.governance.audit.archive_file import ArchiveFile
+
+    return [ArchiveFile.open(p) for p in paths or []]
+
+
+ArchiveOption = Annotated[
+    list[Path] | None,
+    typer.Option("--archive", "-a", help="Archive file from `audit archive` (repeat for several)."),
+]
+
+
 @audit_app.command()
 def verify(
     checkpoint: Annotated[
@@ -75,9 +93,13 @@ def verify(
     chain: Annotated[
         bool, typer.Option(help="Re-walk the whole chain (--no-chain: check the proof only).")
     ] = True,
+    archive: ArchiveOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Re-walk the chain, its Merkle tree and checkpoints; exit 1 naming the first bad entry."""
+    """Re-walk the chain, its Merkle tree and checkpoints; exit 1 naming the first bad entry.
+
+    After archiving, the walk starts at the archived boundary; with --archive it goes through
+    the archives too (the whole history when every archive is given)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -86,6 +108,7 @@ def verify(
     settings, store = _open()
     key = _public_key(settings, public_key)
     anchors = [_load_checkpoint(p) for p in checkpoint or []]
+    archives = _archives(archive)
     ok = True
     out: dict[str, Any] = {}
     console = Console(stderr=True)
@@ -96,6 +119,7 @@ def verify(
 
         with store.session() as s:
             total = int(s.scalar(select(func.count()).select_from(t.entries)) or 0)
+        total += sum(a.count for a in archives)
         with Progress(
             TextColumn("verifying"),
             BarColumn(),
@@ -105,7 +129,9 @@ def verify(
             disable=as_json,
         ) as bar:
             task = bar.add_task("verify", total=total)
-            report = verify_ledger(store, key, anchors, progress=lambda n: bar.advance(task, n))
+            report = verify_ledger(
+                store, key, anchors, archives=archives, progress=lambda n: bar.advance(task, n)
+            )
         out = report.to_dict()
         ok = report.ok
     if proof is not None:
@@ -120,6 +146,18 @@ def verify(
         if chain:
             state = "[green]intact[/]" if out["ok"] else "[red]TAMPERED[/]"
             typer.echo(f"{out['entries']} entries, {out['checkpoints']} checkpoints checked")
+            if out["archived_up_to"]:
+                checked = out["archived_checked"]
+                typer.echo(
+                    f"archived: entries 1..{out['archived_up_to']} "
+                    + (
+                        f"({checked} checked from archives)"
+                        if checked
+                        else "(not checked: --archive)"
+                    )
+                )
+            for note in out["notes"]:
+                typer.echo(f"  note: {note}")
             Console(highlight=False).print(f"chain: {state}")
             for p in out["problems"]:
                 Console(highlight=False).print(f"  [red]- {p['message']}[/]")
@@ -169,12 +207,17 @@ def prove(
         typer.Option("--checkpoint", "-c", help="Prove against this exported checkpoint."),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Write the proof here too.")] = None,
+    archive: ArchiveOption = None,
 ) -> None:
-    """Print an inclusion proof of entry SEQ (JSON) that `verify --proof` checks."""
+    """Print an inclusion proof of entry SEQ (JSON) that `verify --proof` checks.
+
+    An archived entry needs --archive (the file holding it); it is then proved against that
+    archive's checkpoint unless --checkpoint names another."""
     from llmeco.governance.audit.verify import make_inclusion_proof
 
     _, store = _open()
-    proof = make_inclusion_proof(store, seq, _load_checkpoint(checkpoint) if checkpoint else None)
+    anchor = _load_checkpoint(checkpoint) if checkpoint else None
+    proof = make_inclusion_proof(store, seq, anchor, archives=_archives(archive))
     store.close()
     if out is not None:
         out.write_text(json.dumps(proof, indent=2) + "\n")
@@ -185,12 +228,14 @@ def prove(
 def consistency(
     old_size: Annotated[int, typer.Argument(help="Size of the older tree (an old checkpoint).")],
     out: Annotated[Path | None, typer.Option(help="Write the proof here too.")] = None,
+    archive: ArchiveOption = None,
 ) -> None:
-    """Print a proof that the first OLD_SIZE entries are unchanged in the latest checkpoint."""
+    """Print a proof that the first OLD_SIZE entries are unchanged in the latest checkpoint
+    (an OLD_SIZE inside archived entries needs the archives after it: --archive)."""
     from llmeco.governance.audit.verify import make_consistency_proof
 
     _, store = _open()
-    proof = make_consistency_proof(store, old_size)
+    proof = make_consistency_proof(store, old_size, archives=_archives(archive))
     store.close()
     if out is not None:
         out.write_text(json.dumps(proof, indent=2) + "\n")
@@ -198,13 +243,15 @@ def consistency(
 
 
 @audit_app.command()
-def show(seq: Annotated[int, typer.Argument(help="Entry to show.")]) -> None:
+def show(
+    seq: Annotated[int, typer.Argument(help="Entry to show.")], archive: ArchiveOption = None
+) -> None:
     """Print one entry (and its decrypted, redacted bodies when the ledger keeps them)."""
     from llmeco.governance.audit.verify import read_entry
     from llmeco.governance.crypto import Cipher
 
     settings, store = _open()
-    entry = read_entry(store, seq, Cipher.from_settings(settings))
+    entry = read_entry(store, seq, Cipher.from_settings(settings), _archives(archive))
     store.close()
     _print_json(entry)
 
@@ -230,6 +277,96 @@ def tail(
     for r in reversed(rows):
         table.add_row(*(("" if v is None else str(v)) for v in r))
     Console().print(table)
+
+
+def _size_line(label: str, size: dict[str, Any]) -> str:
+    line = f"{label}: {size['rows']} rows, audit_entries {size['table_bytes']:,} bytes"
+    if size.get("file_bytes") is not None:
+        line += f", database file {size['file_bytes']:,} bytes"
+    return line
+
+
+@audit_app.command("archive")
+def archive_cmd(
+    out: Annotated[Path, typer.Argument(help="Archive file to write (JSONL; never overwritten).")],
+    before_checkpoint: Annotated[
+        str,
+        typer.Option(
+            "--before-checkpoint",
+            help="Archive the entries up to this signed checkpoint's size, or 'latest' (the "
+            "newest checkpoint that leaves --keep entries live).",
+        ),
+    ] = "latest",
+    keep: Annotated[
+        int, typer.Option(min=0, help="Keep at least this many of the newest entries live.")
+    ] = 0,
+    batch: Annotated[int, typer.Option(min=1, help="Rows deleted per transaction.")] = 1000,
+    vacuum: Annotated[
+        bool,
+        typer.Option(
+            help="Then give the space back (SQLite VACUUM / PostgreSQL VACUUM FULL: both "
+            "block ledger writes while they run)."
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Move the oldest entries, up to a signed checkpoint, into OUT and out of the store.
+
+    The file is written, fsynced and checked before any row is deleted; the archive is
+    recorded in the ledger. Keep the file: `verify`/`prove --archive OUT` read it."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from llmeco.errors import InvalidRequest
+    from llmeco.governance.audit import AuditLedger
+    from llmeco.governance.audit.archive import archive_ledger, table_size
+    from llmeco.governance.audit.archive import vacuum as vacuum_store
+
+    if before_checkpoint == "latest":
+        size: int | None = None
+    elif before_checkpoint.isdigit():
+        size = int(before_checkpoint)
+    else:
+        raise InvalidRequest("--before-checkpoint takes a checkpoint size or 'latest'")
+    settings, store = _open()
+    before = table_size(store).to_dict()
+    console = Console(stderr=True)
+    with (
+        AuditLedger.open(settings, store) as ledger,
+        Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=console,
+            transient=True,
+            disable=as_json,
+        ) as bar,
+    ):
+        tasks: dict[str, Any] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                label = "writing" if stage == "write" else "deleting"
+                tasks[stage] = bar.add_task(label, total=total)
+            bar.update(tasks[stage], completed=done)
+
+        result = archive_ledger(
+            ledger, out, before_checkpoint=size, keep=keep, batch=batch, progress=progress
+        )
+    if vacuum:
+        vacuum_store(store)
+    after = table_size(store).to_dict()
+    store.close()
+    data = {**result.to_dict(), "store_before": before, "store_after": after}
+    if as_json:
+        _print_json(data)
+        return
+    typer.echo(f"archived entries {result.first_seq}..{result.last_seq} ({result.count}) to {out}")
+    typer.echo(f"sha256 {result.sha256}; recorded as ledger entry {result.record_seq}")
+    if result.leftovers_deleted:
+        typer.echo(f"also deleted {result.leftovers_deleted} entries left by an earlier run")
+    typer.echo(_size_line("store before", before))
+    typer.echo(_size_line("store after ", after))
 
 
 @audit_app.command("rotate-keys")

@@ -22,6 +22,7 @@ from typer.core import TyperGroup
 
 from llmeco import __version__
 from llmeco.cli.audit import audit_app
+from llmeco.cli.backup import backup_app
 from llmeco.cli.data import data_app, tokenizer_app
 from llmeco.cli.eval import eval_app
 from llmeco.cli.feedback import feedback_app
@@ -90,6 +91,7 @@ app.add_typer(train_app, name="train")
 app.command()(tune)
 app.add_typer(kb_app, name="kb")
 app.add_typer(audit_app, name="audit")
+app.add_typer(backup_app, name="backup")
 app.add_typer(keys_app, name="keys")
 app.add_typer(feedback_app, name="feedback")
 app.add_typer(eval_app, name="eval")

@@ -58,8 +58,37 @@ def serve(
             "agent:NAME. Repeat for several; LLMECO_HOME/agents/ is read too when it exists.",
         ),
     ] = None,
+    upstream: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--upstream",
+            help="NAME=URL[,URL…]: relay model NAME to other OpenAI-compatible servers "
+            "(URL like http://host:port/v1; several URLs are load-balanced). Repeat for "
+            "several. With upstreams and no --model, no local model is loaded.",
+        ),
+    ] = None,
+    upstream_key_env: Annotated[
+        str | None,
+        typer.Option(
+            "--upstream-key-env",
+            help="Environment variable holding the API key sent to --upstream servers.",
+        ),
+    ] = None,
+    models_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--models-config",
+            help="YAML file with an `upstreams:` list (urls, model, api_key_env, timeout, "
+            "owned_by, fallbacks, …).",
+        ),
+    ] = None,
 ) -> None:
-    """Serve models over an OpenAI-compatible HTTP API (and a chat page at /)."""
+    """Serve models over an OpenAI-compatible HTTP API (and a chat page at /).
+
+    As a gateway (--upstream / --models-config without --model) it loads no local model
+    and no embedding model, and starts in about a second.
+    """
+    from llmeco.engine.backends.upstream_config import config_from_options
     from llmeco.modeling.tool_parsers import get_tool_parser
     from llmeco.observability.logging import configure_logging
     from llmeco.server.runtime import ServerRuntime
@@ -79,14 +108,19 @@ def serve(
             f"--no-auth serves without API keys, so it only binds a loopback address; "
             f"--host {settings.host} is not one (use 127.0.0.1, or drop --no-auth)"
         )
+    upstreams = config_from_options(upstream or [], upstream_key_env, models_config)
+    for spec in upstreams.upstreams:
+        spec.api_key()  # ConfigError now for an unset api_key_env, before anything loads
+    gateway_only = bool(upstreams.upstreams) and not model
     configure_logging(settings.log_level)
 
     async def run() -> None:
         async with ServerRuntime.open(
             settings,
-            model or [settings.default_model],
+            [] if gateway_only else (model or [settings.default_model]),
             auth=not no_auth,
-            embeddings=embeddings,
+            embeddings=embeddings and not gateway_only,
+            upstreams=upstreams if upstreams.upstreams else None,
             classifiers=classifier or [],
             agents=agent or [],
             announce=typer.echo,

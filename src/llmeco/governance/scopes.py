@@ -14,7 +14,8 @@ embeddings    ``POST /v1/embeddings``
 models        model metadata only: ``/v1/models``, ``/tokenize``, ``/detokenize`` (no
               generation); every generation or embedding scope includes it, because a
               client that may use a model must be able to look it up
-admin         ``/admin/*``: keys, usage of other keys, serving aliases
+admin         ``/admin/*``: keys, usage of other keys, serving aliases, erasing a support
+              session's records (``DELETE /admin/sessions/{id}``)
 ============  ==============================================================================
 
 Public routes (no key): ``/health`` and ``/ready`` (orchestrator probes must not hold a
@@ -107,6 +108,7 @@ ROUTES: tuple[tuple[str, Requirement], ...] = (
     ("/v1/feedback", needs(CHAT)),
     ("/mcp", needs(CHAT)),
     ("/v1/usage", ANY_KEY),
+    ("/admin/sessions/*", needs(ADMIN)),  # erasure of a support session's records
     ("/admin", needs(ADMIN)),
     ("/admin/*", needs(ADMIN)),
 )

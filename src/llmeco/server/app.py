@@ -19,8 +19,10 @@ from llmeco.engine.protocol import EngineClient
 from llmeco.server import errors
 from llmeco.server.admin.models import router as models_admin_router
 from llmeco.server.admin.router import router as admin_router
+from llmeco.server.admin.sessions import router as sessions_admin_router
 from llmeco.server.audit import AuditMiddleware
 from llmeco.server.auth import AuthMiddleware
+from llmeco.server.gateway.metrics import install_upstream_metrics
 from llmeco.server.health import router as health_router
 from llmeco.server.mcp.http import McpEndpoint
 from llmeco.server.middleware import RequestMiddleware
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
     from llmeco.rag.embed import Embedder
     from llmeco.server.auth import Authenticator
     from llmeco.server.chat_backends import ChatBackend
+    from llmeco.server.gateway.serving import UpstreamGateway
     from llmeco.server.hotswap import ModelFollower
 
 
@@ -62,6 +65,7 @@ def build_app(
     follower: ModelFollower | None = None,
     classifiers: Mapping[str, ServedClassifier] | None = None,
     chat_backends: Sequence[ChatBackend] = (),
+    gateway: UpstreamGateway | None = None,
 ) -> FastAPI:
     """An OpenAI-compatible app serving ``engines`` (by name) and, optionally, ``embedder``.
 
@@ -87,6 +91,10 @@ def build_app(
     prefix (see ``server/chat_backends.py``); the support assistant (``support:``) is always
     registered and answers 404 when the server has no ``support`` desk.
 
+    ``gateway`` relays chat, completions and embeddings of its upstream models (exact
+    names) to other OpenAI-compatible servers, with every governance step in front (see
+    ``server/gateway/``); the caller starts and closes its ``UpstreamSet``.
+
     ``/mcp`` serves the same models, tasks and knowledge bases as MCP tools (streamable HTTP,
     ``server/mcp/``); its session manager (``app.state.mcp``) runs while
     ``ServerRuntime.serve`` serves, or with the app's lifespan where the host runs it.
@@ -105,7 +113,14 @@ def build_app(
         ledger=ledger,
         follower=follower,
         chat_backends={b.prefix: b for b in (SupportChat(), *chat_backends)},
+        gateway=gateway,
     )
+    if gateway is not None:
+        served = {*engines, *state.aliases, *state.embedder_names(), *state.classifiers}
+        clash = served & set(gateway.upstreams.names())
+        if clash:
+            raise ValueError(f"upstream names are already used by served models: {sorted(clash)}")
+        install_upstream_metrics(state, gateway.upstreams)
     clash = set(state.classifiers) & ({*engines, *state.aliases, *state.embedder_names()})
     if clash:
         raise ValueError(f"classifier names are already used by served models: {sorted(clash)}")
@@ -122,6 +137,7 @@ def build_app(
     if auth is not None:
         app.add_middleware(AuthMiddleware, auth=auth)  # added before RequestMiddleware: inside it
         app.include_router(admin_router)
+        app.include_router(sessions_admin_router)
     app.add_middleware(RequestMiddleware, state=state)
     if follower is not None:
         app.include_router(models_admin_router)

@@ -202,7 +202,7 @@ class _AuditedCall:
     def _record(self) -> RequestRecord:
         ctx = context_of(self.scope)
         route = getattr(self.scope.get("route"), "path", None) or "unmatched"
-        usage = self.usage or {}
+        usage = self.usage or (ctx.usage if ctx else None) or {}
         return RequestRecord(
             request_id=(ctx.request_id if ctx else "") or self.request_id,
             method=str(self.scope.get("method", "")),

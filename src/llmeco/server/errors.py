@@ -16,6 +16,8 @@ LimitExceeded, Overloaded              429     rate_limit_error + Retry-After
 GateFailed (promotion gate)             409     invalid_request_error / gate_failed
 EngineDead, shutting down              503     service_unavailable_error / engine_unavailable
 LimitsUnavailable (Redis down)         503     service_unavailable_error / limits_unavailable
+UpstreamError (gateway upstream down)  502     server_error / upstream_error
+UpstreamTimeout (upstream too slow)    504     server_error / upstream_timeout
 ServiceUnavailable (any other)         503     service_unavailable_error
 GenerateError, any other exception     500     server_error (a bug: logged)
 =====================================  ======  ==========================
@@ -83,6 +85,8 @@ _TABLE: list[tuple[type[E.LlmecoError], int, str, str | None]] = [
     (E.GateFailed, 409, "invalid_request_error", "gate_failed"),
     (E.EngineDead, 503, "service_unavailable_error", "engine_unavailable"),
     (E.LimitsUnavailable, 503, "service_unavailable_error", "limits_unavailable"),
+    (E.UpstreamTimeout, 504, "server_error", "upstream_timeout"),
+    (E.UpstreamError, 502, "server_error", "upstream_error"),
     (E.ServiceUnavailable, 503, "service_unavailable_error", None),
     (E.GenerateError, 500, "server_error", None),
 ]

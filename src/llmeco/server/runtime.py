@@ -36,6 +36,7 @@ import uvicorn
 
 from llmeco.errors import ConfigError
 from llmeco.server.app import build_app
+from llmeco.server.retention import retention_running
 from llmeco.server.state import ServerState
 
 if TYPE_CHECKING:
@@ -44,11 +45,13 @@ if TYPE_CHECKING:
     from llmeco.apps.agents import AgentHub, AgentProfile
     from llmeco.apps.classifier import ServedClassifier
     from llmeco.apps.support.desk import SupportDesk
+    from llmeco.engine.backends.upstream_config import UpstreamsConfig
     from llmeco.engine.protocol import EngineClient
     from llmeco.engine.swap import ModelSlot
     from llmeco.governance.audit import AuditLedger
     from llmeco.rag.embed import Embedder
     from llmeco.server.auth import Authenticator
+    from llmeco.server.gateway.serving import UpstreamGateway
     from llmeco.server.hotswap import ModelFollower
     from llmeco.server.mcp.http import McpEndpoint
     from llmeco.settings import Settings
@@ -85,13 +88,15 @@ class ServerRuntime:
         classifiers: Sequence[str] = (),
         agents: Sequence[str | Path] = (),
         announce: Announce = say,
+        upstreams: UpstreamsConfig | None = None,
     ) -> AsyncIterator[ServerRuntime]:
         """Open everything ``llmeco serve`` serves and yield the runtime over it.
 
         ``models`` are model references (``default``, a directory, ``NAME@alias``);
         ``classifiers`` are ``NAME=REF`` options; ``agents`` are agent profile files or
         directories (``LLMECO_HOME/agents/`` is read too when it exists), served as
-        ``agent:<name>``. Raises ``ConfigError`` (and the loaders' typed errors) for a bad
+        ``agent:<name>``; ``upstreams`` are models relayed to other OpenAI-compatible
+        servers (the gateway). Raises ``ConfigError`` (and the loaders' typed errors) for a bad
         option or profile; whatever was opened before the failure is closed.
         """
         from llmeco.server.agents import AgentChat, check_agents, read_profiles
@@ -125,6 +130,9 @@ class ServerRuntime:
                 stack.callback(served.close)
             hub = await open_agents(profiles)
             stack.push_async_callback(hub.aclose)
+            gateway = await open_gateway(settings, upstreams) if upstreams else None
+            if gateway is not None:
+                stack.push_async_callback(gateway.upstreams.aclose)
             app = build_app(
                 settings,
                 slots,
@@ -136,6 +144,7 @@ class ServerRuntime:
                 follower=follower_for(settings, slots, ledger),
                 classifiers=loaded,
                 chat_backends=[AgentChat(hub)],
+                gateway=gateway,
             )
             app.state.agents = hub
             check_agents(hub, app.state.llmeco)
@@ -148,8 +157,9 @@ class ServerRuntime:
 
     async def serve(self, host: str, port: int, *, shutdown_timeout: float = 30.0) -> None:
         """Serve until SIGTERM/SIGINT, then drain (see the module doc). Does not close."""
-        # /mcp's session manager: up before the URL is announced, down after the drain.
-        async with self._mcp_running():
+        # /mcp's session manager: up before the URL is announced, down after the drain;
+        # the retention purge (when configured) runs while serving.
+        async with self._mcp_running(), retention_running(self.state):
             await self._serve(host, port, shutdown_timeout)
 
     async def _serve(self, host: str, port: int, shutdown_timeout: float) -> None:
@@ -173,7 +183,7 @@ class ServerRuntime:
         bound = sock.getsockname()[1]
         url_host = f"[{host}]" if ":" in host else host
         self.announce(
-            f"llmeco serving {', '.join(self.state.engines)} at http://{url_host}:{bound}/"
+            f"llmeco serving {', '.join(self.served_names())} at http://{url_host}:{bound}/"
         )
         follower = self.state.follower
         if follower is not None:
@@ -195,6 +205,11 @@ class ServerRuntime:
         mcp: McpEndpoint | None = getattr(self.app.state, "mcp", None)
         return mcp.running() if mcp is not None else contextlib.nullcontext()
 
+    def served_names(self) -> list[str]:
+        """The generation models served: local engines, then upstream models."""
+        gateway = self.state.gateway
+        return [*self.state.engines, *(gateway.upstreams.names() if gateway else [])]
+
     async def run(self, host: str, port: int, *, shutdown_timeout: float = 30.0) -> None:
         """:meth:`serve`, then :meth:`aclose` (for an app built outside :meth:`open`)."""
         try:
@@ -210,6 +225,8 @@ class ServerRuntime:
         agents: AgentHub | None = getattr(self.app.state, "agents", None)
         if agents is not None:
             await agents.aclose()
+        if state.gateway is not None:
+            await state.gateway.upstreams.aclose()
         log.info("stopping engines")
         for engine in state.engines.values():
             await engine.shutdown(timeout=1.0)
@@ -353,6 +370,18 @@ async def open_agents(profiles: Sequence[AgentProfile]) -> AgentHub:
     for profile in profiles:
         log.info("starting agent", extra={"model": profile.model_name})
     return await AgentHub.open(profiles)
+
+
+async def open_gateway(settings: Settings, config: UpstreamsConfig) -> UpstreamGateway:
+    """The upstream models of ``config`` behind one HTTP client, probes started."""
+    from llmeco.engine.backends.remote import UpstreamSet
+    from llmeco.server.gateway.serving import TokenCounter, UpstreamGateway
+
+    upstreams = UpstreamSet(config)
+    await upstreams.start()
+    for name in upstreams.names():
+        log.info("relaying to upstream", extra={"model": name})
+    return UpstreamGateway(upstreams, TokenCounter(settings))
 
 
 def load_embedder() -> Embedder:

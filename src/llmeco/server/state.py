@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from llmeco.rag.embed import Embedder
     from llmeco.server.auth import Authenticator
     from llmeco.server.chat_backends import ChatBackend
+    from llmeco.server.gateway.serving import UpstreamGateway
     from llmeco.server.hotswap import ModelFollower
 
 _CONTEXT_KEY = "llmeco_context"
@@ -74,6 +75,9 @@ class RequestContext:
     model: str = ""
     #: The request's ``user`` field (OpenAI's end-user id), logged with the access line.
     user: str = ""
+    #: Token counts for the audit ledger when the response body carries none (a relayed
+    #: upstream stream whose client did not ask for usage).
+    usage: dict[str, int] | None = None
 
 
 @dataclass
@@ -103,6 +107,9 @@ class ServerState:
     #: Chat backends by model-name prefix (``support:`` …): ``/v1/chat/completions`` hands
     #: a request whose model starts with a prefix to that backend.
     chat_backends: dict[str, ChatBackend] = field(default_factory=dict)
+    #: Models relayed to other OpenAI-compatible servers (``--upstream``), matched by exact
+    #: name on chat, completions and embeddings; None when the server has none.
+    gateway: UpstreamGateway | None = None
     #: Set when the server begins a graceful shutdown: new work gets 503, /ready fails.
     draining: bool = False
     started: int = field(default_factory=lambda: int(time.time()))
@@ -141,6 +148,8 @@ class ServerState:
     def available(self) -> str:
         """Comma-separated list of every served model the caller may see, for errors."""
         names = [*self.engines, *self.embedder_names()[:1]]
+        if self.gateway is not None:
+            names += self.gateway.upstreams.names()
         return ", ".join(n for n in names if self.visible(n)) or "none"
 
     def _check_accepting(self) -> None:
@@ -165,13 +174,22 @@ class ServerState:
             raise InvalidRequest(
                 f"{model} is an embedding model; use /v1/embeddings", param="model"
             )
+        if self.gateway is not None and self.gateway.serves(model):
+            raise InvalidRequest(
+                f"{model} is served by an upstream server: only /v1/chat/completions, "
+                "/v1/completions and /v1/embeddings relay to it",
+                param="model",
+            )
         raise NotFound(
             f"The model `{model}` does not exist. Available models: {self.available()}.",
             param="model",
         )
 
     def chat_backend(self, model: str) -> ChatBackend | None:
-        """The chat backend whose prefix ``model`` starts with (the longest), if any."""
+        """The chat backend whose prefix ``model`` starts with (the longest), if any; an
+        upstream model (matched by its exact name) is the gateway's."""
+        if self.gateway is not None and self.gateway.serves(model):
+            return self.gateway
         matches = [p for p in self.chat_backends if model.startswith(p)]
         return self.chat_backends[max(matches, key=len)] if matches else None
 

@@ -6,8 +6,12 @@
 * :mod:`~llmeco.governance.audit.checkpoint` — Ed25519-signed (size, root, time) checkpoints;
 * :mod:`~llmeco.governance.audit.merkle` — the RFC 6962 Merkle tree over the entries;
 * :mod:`~llmeco.governance.audit.tables` — the ledger's tables (migration ``0003_audit``);
-* :mod:`~llmeco.governance.audit.verify` — re-walking the ledger, inclusion and
-  consistency proofs.
+* :mod:`~llmeco.governance.audit.verify` — re-walking the ledger (with
+  :mod:`~llmeco.governance.audit.walk`, the per-entry checks);
+* :mod:`~llmeco.governance.audit.proofs` — inclusion and consistency proofs, over
+  :mod:`~llmeco.governance.audit.partial` once old leaves are archived;
+* :mod:`~llmeco.governance.audit.archive` — moving the oldest entries, up to a signed
+  checkpoint, into a file (:mod:`~llmeco.governance.audit.archive_file`) and out of the store.
 
 Importing this package imports :mod:`~llmeco.governance.audit.ledger`, which registers the
 ledger's tables on the store's metadata and its sealed body columns with

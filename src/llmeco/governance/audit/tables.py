@@ -10,6 +10,8 @@
   when the last checkpoint was written. Every append locks this row first, which serialises
   writers across processes and replicas on SQLite and PostgreSQL alike.
 * ``audit_checkpoints`` — signed (size, root hash, time) statements.
+* ``audit_archives`` — one row per archived prefix (``0009_audit_archive``, see
+  ``audit/archive.py``): where the live chain and Merkle tree continue from.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class AuditEntry(Base):
         sa.Column("leaf_hash", sa.String(64), nullable=False),
         sa.Column("request_body", sa.LargeBinary, nullable=True),
         sa.Column("response_body", sa.LargeBinary, nullable=True),
+        sa.Column("bodies_redacted_at", sa.String(32), nullable=True),  # 0008: bodies erased
         sa.Index("ix_audit_entries_request_id", "request_id"),
         sa.Index("ix_audit_entries_key_id_ts", "key_id", "ts"),
         sa.Index("ix_audit_entries_ts", "ts"),
@@ -76,8 +79,32 @@ class AuditCheckpoint(Base):
     )
 
 
+class AuditArchive(Base):
+    """One archived prefix of the chain (migration ``0009_audit_archive``): entries
+    ``first_seq..last_seq`` went to a file and left the store. ``entry_hash`` and ``frontier``
+    are the chain tip and Merkle frontier at ``last_seq`` (a signed checkpoint's size): the
+    live chain and tree continue from the newest row. ``record_seq`` is the ledger entry that
+    recorded the archive; ``sha256`` is the archive file's."""
+
+    __table__ = sa.Table(
+        "audit_archives",
+        Base.metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("first_seq", sa.BigInteger, nullable=False),
+        sa.Column("last_seq", sa.BigInteger, nullable=False, unique=True),
+        sa.Column("entry_hash", sa.String(64), nullable=False),
+        sa.Column("frontier", sa.Text, nullable=False),
+        sa.Column("root_hash", sa.String(64), nullable=False),
+        sa.Column("sha256", sa.String(64), nullable=False),
+        sa.Column("file_name", sa.String, nullable=False),
+        sa.Column("record_seq", sa.BigInteger, nullable=False),
+        sa.Column("ts", sa.String(32), nullable=False),
+    )
+
+
 entries: sa.Table = AuditEntry.__table__
 head: sa.Table = AuditHead.__table__
 checkpoints: sa.Table = AuditCheckpoint.__table__
+archives: sa.Table = AuditArchive.__table__
 
 GENESIS_HASH = "0" * 64

@@ -1,16 +1,22 @@
-"""Checking the audit ledger: re-walk the chain and checkpoints, prove and check inclusion.
+"""Checking the audit ledger: re-walk the chain and checkpoints, also across archives.
 
-:func:`verify_ledger` reads every entry in order and checks, for each one: its seq follows
-the previous one (nothing deleted or inserted), its payload is its own (``payload.seq``),
-its indexed columns equal the payload, ``prev_hash`` is the previous entry's hash, its own
-hash and leaf hash recompute. It rebuilds the Merkle tree as it goes and checks every stored
+:func:`verify_ledger` walks every entry in order with a
+:class:`~llmeco.governance.audit.walk.ChainWalker` (which names the first bad entry: missing,
+moved, edited, a broken link). It rebuilds the Merkle tree as it goes and checks every stored
 checkpoint and any exported ones given to it: signature under the ledger's public key, size
 not beyond the log (else the tail was cut), and root equal to the rebuilt tree's root at that
-size (else history was rewritten — even with every hash recomputed). Problems name the first
-bad entry.
+size (else history was rewritten — even with every hash recomputed).
 
-Proofs are self-contained JSON (RFC 6962 audit/consistency paths plus the signed checkpoint
-they lead to), so a third party can check them without the database.
+After archiving (``audit/archive.py``) the walk starts at the store's archived boundary: the
+first live entry must link to the boundary's entry hash and the tree continues from its
+frontier, so every checkpoint from the boundary on still checks; checkpoints inside the
+archived prefix cannot be checked without their archive and are counted as unchecked. Given
+the archive files, the walk starts at the first one's start (genesis for the first archive)
+and goes through each archive — its header, entries, end state, signed checkpoint and the
+sha256 the store recorded — into the live chain: the whole history. Each ``audit.archive``
+ledger entry the walk meets must match the store's row for that archive.
+
+Proofs live in :mod:`~llmeco.governance.audit.proofs` (re-exported here).
 """
 
 from __future__ import annotations
@@ -22,37 +28,39 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from llmeco.errors import InvalidRequest, NotFound
+from llmeco.errors import NotFound
 from llmeco.governance.audit import tables as t
-from llmeco.governance.audit.checkpoint import Checkpoint
-from llmeco.governance.audit.ledger import chain_hash, indexed_columns, latest_checkpoint
-from llmeco.governance.audit.merkle import (
-    Frontier,
-    consistency_proof,
-    inclusion_proof,
-    leaf_hash,
-    root,
-    verify_consistency,
-    verify_inclusion,
+from llmeco.governance.audit.archive_file import (
+    ArchiveFile,
+    ArchiveRow,
+    archive_rows,
+    check_archive,
 )
+from llmeco.governance.audit.checkpoint import Checkpoint
+from llmeco.governance.audit.proofs import (
+    make_consistency_proof,
+    make_inclusion_proof,
+    verify_proof,
+)
+from llmeco.governance.audit.walk import ChainState, ChainWalker, Problem
 from llmeco.governance.crypto import Cipher
 from llmeco.store import Store
 
+__all__ = [
+    "Problem",
+    "VerifyReport",
+    "make_consistency_proof",
+    "make_inclusion_proof",
+    "read_entry",
+    "stored_checkpoints",
+    "verify_ledger",
+    "verify_proof",
+]
+
 #: Stop collecting problems after this many (the first one is what matters).
 MAX_PROBLEMS = 50
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with the ledger; ``seq`` is the entry it was found at, if any.
-
-    ``exact`` is False when ``seq`` only starts a range known to be wrong (a checkpoint's
-    root no longer matches: somewhere in that range history was rewritten).
-    """
-
-    seq: int | None
-    message: str
-    exact: bool = True
+#: Entries between two progress callbacks.
+PROGRESS_STEP = 2000
 
 
 @dataclass
@@ -62,6 +70,14 @@ class VerifyReport:
     entries: int = 0
     checkpoints: int = 0
     problems: list[Problem] = field(default_factory=list)
+    #: Entries 1..archived_up_to are archived (no longer in the store).
+    archived_up_to: int = 0
+    #: Entries checked from archive files.
+    archived_checked: int = 0
+    #: Checkpoints inside an archived stretch no archive was given for.
+    unchecked_checkpoints: int = 0
+    #: What was not checked, and why (not problems).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -87,8 +103,12 @@ class VerifyReport:
             "ok": self.ok,
             "entries": self.entries,
             "checkpoints": self.checkpoints,
+            "archived_up_to": self.archived_up_to,
+            "archived_checked": self.archived_checked,
+            "unchecked_checkpoints": self.unchecked_checkpoints,
             "first_bad_seq": first.seq if first else None,
             "problems": [{"seq": p.seq, "message": p.message} for p in self.problems],
+            "notes": list(self.notes),
         }
 
 
@@ -104,9 +124,11 @@ def verify_ledger(
     public_key: str,
     external: Sequence[Checkpoint] = (),
     *,
+    archives: Sequence[ArchiveFile] = (),
     progress: Callable[[int], None] | None = None,
 ) -> VerifyReport:
-    """Re-walk the whole ledger; see the module doc for what is checked."""
+    """Re-walk the ledger from its archived boundary, or through ``archives`` from the first
+    one's start; see the module doc for what is checked."""
     report = VerifyReport()
     problems = report.problems
 
@@ -119,81 +141,113 @@ def verify_ledger(
     ]
     anchors += [("exported checkpoint", cp) for cp in external]
     report.checkpoints = len(anchors)
-    roots_needed = {cp.size for _, cp in anchors}
-    roots: dict[int, bytes] = {}
+    rows = archive_rows(store)
+    by_last = {r.last_seq: r for r in rows}
+    boundary = rows[-1].end if rows else ChainState.genesis()
+    report.archived_up_to = boundary.seq
+    files = sorted(archives, key=lambda a: (a.start.seq, a.end.seq))
 
-    frontier = Frontier()
-    expected, prev = 1, t.GENESIS_HASH
-    cols = [t.entries.c[c] for c in (*indexed_columns({}), "seq", "payload")]
-    cols += [t.entries.c.prev_hash, t.entries.c.entry_hash, t.entries.c.leaf_hash]
-    query = sa.select(*cols).order_by(t.entries.c.seq)
-    with store.engine.connect() as conn:
-        result = conn.execution_options(yield_per=2000).execute(query)
-        for row in result:
-            seq = int(row.seq)
-            if seq != expected:
-                if seq > expected:
-                    gone = f"entry {expected}" if seq == expected + 1 else f"entries {expected}"
-                    gone += "" if seq == expected + 1 else f"..{seq - 1}"
-                    problem(expected, f"{gone} missing: the entry after {expected - 1} is {seq}")
-                else:
-                    problem(seq, f"entry {seq} appears twice")
-                expected = seq
-            _check_entry(row, prev, problem)
-            leaf = leaf_hash(str(row.payload).encode())
-            frontier.append(leaf)
-            if frontier.size in roots_needed:
-                roots[frontier.size] = frontier.root()
-            prev = str(row.entry_hash)
-            expected += 1
-            if progress is not None and frontier.size % 2000 == 0:
-                progress(2000)
-        if progress is not None:
-            progress(frontier.size % 2000)
-        head = conn.execute(sa.select(t.head).where(t.head.c.id == 1)).one()
-    report.entries = n = frontier.size
-    last = expected - 1
-    if int(head.seq) != last or str(head.entry_hash) != prev:
-        bad = min(int(head.seq), last) + 1
+    start = files[0].start if files else boundary
+    if start.seq > 0 and start != (by_last[start.seq].end if start.seq in by_last else None):
         problem(
-            bad,
-            f"the ledger head says {head.seq} entries but the log ends at entry {last}"
-            + (": the tail was cut" if int(head.seq) > last else ""),
+            None,
+            f"the archives start after entry {start.seq}, where the store records "
+            "no archive boundary",
         )
-    _check_anchors(anchors, roots, n, public_key, problem)
+    if files and start.seq > 0:
+        report.notes.append(f"entries 1..{start.seq} were not checked: their archive was not given")
+    try:
+        walker = ChainWalker(start, problem, roots_needed={cp.size for _, cp in anchors})
+    except ValueError as exc:
+        problem(start.seq, f"the archived boundary at entry {start.seq} is malformed: {exc}")
+        return report
+    for archive in files:
+        check_archive(archive, walker, public_key, by_last)
+    report.archived_checked = walker.fed
+    if walker.state.seq < boundary.seq:
+        if files:
+            report.notes.append(
+                f"entries {walker.state.seq + 1}..{boundary.seq} were not checked: "
+                "their archive was not given"
+            )
+        walker.jump(boundary)
+    elif files and walker.state.seq == boundary.seq and walker.state != boundary:
+        problem(
+            boundary.seq,
+            f"the store's archive boundary at entry {boundary.seq} does not match the "
+            "archives' end (its entry hash or frontier was changed)",
+        )
+    _walk_live(store, walker, report, problem, progress)
+    _check_records(rows, walker, problem)
+    report.unchecked_checkpoints = _check_anchors(
+        anchors, walker.roots, walker.frontier.size, public_key, problem, start.seq
+    )
+    if boundary.seq and not any(cp.size == boundary.seq for _, cp in anchors):
+        problem(None, f"the archive boundary {boundary.seq} is at no stored checkpoint")
+    if report.unchecked_checkpoints:
+        report.notes.append(
+            f"{report.unchecked_checkpoints} checkpoints inside archived entries were not "
+            "checked (give their archives)"
+        )
     return report
 
 
-def _check_entry(row: Any, prev: str, problem: Callable[..., None]) -> None:
-    seq = int(row.seq)
-    payload_text = str(row.payload)
-    try:
-        payload = json.loads(payload_text)
-        if not isinstance(payload, dict):
-            raise ValueError("not an object")
-    except ValueError:
-        problem(seq, f"entry {seq}: payload is not valid JSON")
-        return
-    if payload.get("seq") != seq:
-        problem(seq, f"entry {seq} holds the payload of entry {payload.get('seq')} (moved)")
-    for name, value in indexed_columns(payload).items():
-        if getattr(row, name) != value:
-            problem(
-                seq,
-                f"entry {seq}: column {name}={getattr(row, name)!r} disagrees with its "
-                f"hashed payload ({value!r})",
-            )
-            break
-    if str(row.prev_hash) != prev:
-        problem(
-            seq,
-            f"entry {seq}: prev_hash is not the hash of the entry before it "
-            "(an entry was removed, inserted or reordered here)",
+def _walk_live(
+    store: Store,
+    walker: ChainWalker,
+    report: VerifyReport,
+    problem: Callable[..., None],
+    progress: Callable[[int], None] | None,
+) -> None:
+    """Feed the store's entries after the walker's position; check the head row."""
+    skip = walker.state.seq
+    c = t.entries.c
+    cols = [c[name] for name in ("ts", "kind", "request_id", "key_id", "route", "status")]
+    cols += [c.seq, c.payload, c.prev_hash, c.entry_hash, c.leaf_hash]
+    query = sa.select(*cols).where(c.seq > skip).order_by(c.seq)
+    fed = walker.fed
+    with store.engine.connect() as conn:
+        leftovers = conn.execute(sa.select(sa.func.count()).where(c.seq <= skip)).scalar()
+        for row in conn.execution_options(yield_per=PROGRESS_STEP).execute(query):
+            walker.feed(row)
+            if progress is not None and (walker.fed - fed) % PROGRESS_STEP == 0:
+                progress(PROGRESS_STEP)
+        if progress is not None:
+            progress((walker.fed - fed) % PROGRESS_STEP)
+        head = conn.execute(sa.select(t.head).where(t.head.c.id == 1)).one()
+    report.entries = walker.fed
+    if leftovers:
+        report.notes.append(
+            f"{leftovers} archived entries (up to {skip}) are still in the store and were "
+            "skipped: an archive run did not finish deleting them; `llmeco audit archive` does"
         )
-    if chain_hash(str(row.prev_hash), payload_text.encode()) != str(row.entry_hash):
-        problem(seq, f"entry {seq}: contents do not match its entry_hash (edited)")
-    if leaf_hash(payload_text.encode()).hex() != str(row.leaf_hash):
-        problem(seq, f"entry {seq}: leaf_hash does not match its contents")
+    last, prev = walker.state.seq, walker.state.entry_hash
+    if int(head.seq) != last or str(head.entry_hash) != prev:
+        problem(
+            min(int(head.seq), last) + 1,
+            f"the ledger head says {head.seq} entries but the log ends at entry {last}"
+            + (": the tail was cut" if int(head.seq) > last else ""),
+        )
+
+
+def _check_records(
+    rows: Sequence[ArchiveRow], walker: ChainWalker, problem: Callable[..., None]
+) -> None:
+    """Each archive row's ``audit.archive`` entry, where the walk passed it, must match."""
+    seen = walker.archive_records
+    for row in rows:
+        if row.record_seq <= walker.start.seq or row.record_seq > walker.state.seq:
+            continue
+        details = seen.get(row.record_seq)
+        if details is None or (
+            details.get("last_seq") != row.last_seq or details.get("sha256") != row.sha256
+        ):
+            problem(
+                row.record_seq,
+                f"the store says entries {row.first_seq}..{row.last_seq} were archived "
+                f"(sha256 {row.sha256[:16]}…) but ledger entry {row.record_seq} does not "
+                "record that archive",
+            )
 
 
 def _check_anchors(
@@ -202,8 +256,12 @@ def _check_anchors(
     n: int,
     public_key: str,
     problem: Callable[[int | None, str, bool], None],
-) -> None:
-    good_below = 0  # largest size a checkpoint vouches for so far, to bound rewritten ranges
+    checked_from: int,
+) -> int:
+    """Check the checkpoints against the walked tree; returns how many could not be (their
+    size falls in an archived stretch that was not walked)."""
+    good_below = checked_from  # largest size vouched for so far, to bound rewritten ranges
+    unchecked = 0
     for name, cp in sorted(anchors, key=lambda a: a[1].size):
         if cp.public_key != public_key or not cp.signature_ok(public_key):
             problem(None, f"{name} (size {cp.size}) is not signed by this ledger's key", True)
@@ -215,7 +273,9 @@ def _check_anchors(
                 f"{n}: entries {n + 1}..{cp.size} were removed",
                 True,
             )
-        elif roots.get(cp.size, b"").hex() != cp.root_hash and cp.size > 0:
+        elif cp.size > 0 and cp.size not in roots:
+            unchecked += 1
+        elif cp.size > 0 and roots[cp.size].hex() != cp.root_hash:
             problem(
                 good_below + 1,
                 f"{name} ({cp.size} entries, signed at {cp.timestamp}) does not match the log: "
@@ -224,138 +284,27 @@ def _check_anchors(
             )
         else:
             good_below = max(good_below, cp.size)
+    return unchecked
 
 
-# ---- proofs ---------------------------------------------------------------------------------
-
-
-def _leaves(store: Store, size: int) -> list[bytes]:
-    query = sa.select(t.entries.c.leaf_hash).order_by(t.entries.c.seq).limit(size)
-    with store.session() as s:
-        leaves = [bytes.fromhex(h) for h in s.scalars(query)]
-    if len(leaves) < size:
-        raise NotFound(f"the log has {len(leaves)} entries, fewer than {size}")
-    return leaves
-
-
-def _covering(store: Store, size: int) -> Checkpoint:
-    cp = latest_checkpoint(store)
-    if cp is None or cp.size < size:
-        raise NotFound(
-            f"no signed checkpoint covers entry {size} yet; "
-            "run `llmeco audit checkpoint --now` (or wait for the next one)"
-        )
-    return cp
-
-
-def make_inclusion_proof(
-    store: Store, seq: int, checkpoint: Checkpoint | None = None
+def read_entry(
+    store: Store,
+    seq: int,
+    cipher: Cipher | None = None,
+    archives: Sequence[ArchiveFile] = (),
 ) -> dict[str, Any]:
-    """An inclusion proof of entry ``seq`` against ``checkpoint`` (default: the latest)."""
-    cp = checkpoint or _covering(store, seq)
-    if not 1 <= seq <= cp.size:
-        raise InvalidRequest(f"entry {seq} is outside the checkpoint's {cp.size} entries")
+    """Entry ``seq``: its payload, hashes and (with a cipher) its decrypted, redacted bodies;
+    from the store, or from the archive given that holds it."""
     with store.session() as s:
-        payload = s.scalar(sa.select(t.entries.c.payload).where(t.entries.c.seq == seq))
-    if payload is None:
-        raise NotFound(f"entry {seq} does not exist")
-    leaves = _leaves(store, cp.size)
-    return {
-        "type": "inclusion",
-        "seq": seq,
-        "leaf_index": seq - 1,
-        "tree_size": cp.size,
-        "entry": payload,
-        "leaf_hash": leaves[seq - 1].hex(),
-        "audit_path": [h.hex() for h in inclusion_proof(leaves, seq - 1)],
-        "checkpoint": cp.to_dict(),
-    }
-
-
-def make_consistency_proof(
-    store: Store, old_size: int, checkpoint: Checkpoint | None = None
-) -> dict[str, Any]:
-    """A proof that the first ``old_size`` entries are unchanged in ``checkpoint``'s tree."""
-    cp = checkpoint or _covering(store, old_size)
-    if not 0 < old_size <= cp.size:
-        raise InvalidRequest(f"old size must be in 1..{cp.size}")
-    leaves = _leaves(store, cp.size)
-    return {
-        "type": "consistency",
-        "old_size": old_size,
-        "old_root": root(leaves[:old_size]).hex(),
-        "new_size": cp.size,
-        "proof": [h.hex() for h in consistency_proof(leaves, old_size)],
-        "checkpoint": cp.to_dict(),
-    }
-
-
-def verify_proof(proof: Any, public_key: str, anchor: Checkpoint | None = None) -> tuple[bool, str]:
-    """Check a proof made by :func:`make_inclusion_proof` / :func:`make_consistency_proof`.
-
-    The proof's own checkpoint must be signed by ``public_key``. With ``anchor`` (an exported
-    checkpoint): an inclusion proof must lead to the anchor's root; a consistency proof must
-    start from the anchor (its size and root) — i.e. the anchored history is intact.
-    Returns (ok, reason).
-    """
-    try:
-        cp = Checkpoint.from_dict(proof["checkpoint"])
-        kind = proof["type"]
-    except (KeyError, TypeError) as exc:
-        raise InvalidRequest(f"malformed proof: {exc!r}") from None
-    if not cp.signature_ok(public_key) or cp.public_key != public_key:
-        return False, "the proof's checkpoint is not signed by this ledger's key"
-    if anchor is not None and not anchor.signature_ok(public_key):
-        return False, "the anchor checkpoint is not signed by this ledger's key"
-    try:
-        if kind == "inclusion":
-            return _verify_inclusion(proof, cp, anchor)
-        if kind == "consistency":
-            return _verify_consistency(proof, cp, anchor)
-    except (KeyError, TypeError, ValueError) as exc:
-        return False, f"malformed proof: {exc!r}"
-    return False, f"unknown proof type {kind!r}"
-
-
-def _verify_inclusion(proof: Any, cp: Checkpoint, anchor: Checkpoint | None) -> tuple[bool, str]:
-    target = anchor or cp
-    seq, size = int(proof["seq"]), int(proof["tree_size"])
-    if size != target.size:
-        return False, f"the proof is for a tree of {size} entries, the checkpoint has {target.size}"
-    leaf = bytes.fromhex(proof["leaf_hash"])
-    entry = proof.get("entry")
-    if entry is not None:
-        if leaf_hash(str(entry).encode()) != leaf:
-            return False, "the entry does not hash to the proof's leaf"
-        if json.loads(entry).get("seq") != seq:
-            return False, f"the entry is not entry {seq}"
-    path = [bytes.fromhex(h) for h in proof["audit_path"]]
-    if int(proof["leaf_index"]) != seq - 1:
-        return False, "leaf index and seq disagree"
-    if not verify_inclusion(leaf, seq - 1, size, path, bytes.fromhex(target.root_hash)):
-        return False, f"the audit path does not lead to the checkpoint's root ({size} entries)"
-    return True, f"entry {seq} is in the signed tree of {size} entries ({target.timestamp})"
-
-
-def _verify_consistency(proof: Any, cp: Checkpoint, anchor: Checkpoint | None) -> tuple[bool, str]:
-    old_size, new_size = int(proof["old_size"]), int(proof["new_size"])
-    old_root = bytes.fromhex(proof["old_root"])
-    if anchor is not None and (anchor.size != old_size or anchor.root_hash != old_root.hex()):
-        return False, "the proof does not start from the given checkpoint"
-    if new_size != cp.size:
-        return False, "the proof's new size is not its checkpoint's size"
-    path = [bytes.fromhex(h) for h in proof["proof"]]
-    if not verify_consistency(old_size, new_size, old_root, bytes.fromhex(cp.root_hash), path):
-        return False, f"the first {old_size} entries are not a prefix of the {new_size}-entry tree"
-    return True, f"the first {old_size} entries are unchanged in the {new_size}-entry tree"
-
-
-def read_entry(store: Store, seq: int, cipher: Cipher | None = None) -> dict[str, Any]:
-    """Entry ``seq``: its payload, hashes and (with a cipher) its decrypted, redacted bodies."""
-    with store.session() as s:
-        row = s.execute(sa.select(t.entries).where(t.entries.c.seq == seq)).first()
+        row: Any = s.execute(sa.select(t.entries).where(t.entries.c.seq == seq)).first()
+    for archive in archives if row is None else ():
+        row = archive.entry(seq)
+        if row is not None:
+            break
     if row is None:
-        raise NotFound(f"entry {seq} does not exist")
+        archived = max((r.last_seq for r in archive_rows(store)), default=0)
+        hint = f" (entries 1..{archived} are archived: pass the archive)" if seq <= archived else ""
+        raise NotFound(f"entry {seq} does not exist{hint}")
     out: dict[str, Any] = {
         "payload": json.loads(row.payload),
         "prev_hash": row.prev_hash,

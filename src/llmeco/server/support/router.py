@@ -5,8 +5,10 @@ from __future__ import annotations
 import anyio
 from fastapi import APIRouter, Query, Request
 
+from llmeco.apps.conversations import Origin
+from llmeco.server.audit import key_id_of
 from llmeco.server.errors import ERROR_RESPONSES
-from llmeco.server.state import get_state
+from llmeco.server.state import get_context, get_state
 from llmeco.server.support.protocol import (
     FeedbackRequest,
     FeedbackResponse,
@@ -23,8 +25,9 @@ async def feedback(body: FeedbackRequest, request: Request) -> FeedbackResponse:
     """Record a rating (and optional correction) of a support answer."""
     desk = desk_of(get_state(request))
     rating = 1 if body.rating == "up" else -1
+    origin = Origin(key_id_of(request.scope), None, get_context(request).request_id)
     uid = await anyio.to_thread.run_sync(
-        desk.log.record_feedback, body.response_id, rating, body.correction, body.comment
+        desk.log.record_feedback, body.response_id, rating, body.correction, body.comment, origin
     )
     return FeedbackResponse(id=uid)
 

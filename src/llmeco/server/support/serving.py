@@ -21,10 +21,12 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 
+from llmeco.apps.conversations import Origin
 from llmeco.apps.support import HANDOFF_MESSAGE, Grounder, SupportTurn, ground, plan_turn
 from llmeco.apps.support.desk import PREFIX, SupportDesk
 from llmeco.errors import InvalidRequest, NotFound
 from llmeco.server import apprun
+from llmeco.server.audit import key_id_of
 from llmeco.server.errors import describe
 from llmeco.server.openai.chat.protocol import ChatCompletionRequest
 from llmeco.server.openai.models.protocol import ModelCard
@@ -96,6 +98,8 @@ async def support_chat(
     session = request.headers.get("x-session-id") or req.user or uuid.uuid4().hex
     if len(session) > 128:
         raise InvalidRequest("x-session-id is longer than 128 characters", param="x-session-id")
+    if len(req.user or "") > 256:  # stored (to find the user's records again) up to 256
+        raise InvalidRequest("user is longer than 256 characters", param="user")
     messages = [{"role": m.role, "content": m.text()} for m in req.messages]
     if sum(m["role"] == "user" for m in messages) <= 1:  # a client that sends only the new turn
         history = await anyio.to_thread.run_sync(desk.log.history, session)
@@ -114,6 +118,7 @@ async def support_chat(
         )
     )
     rid = f"chatcmpl-{ctx.request_id}"
+    origin = Origin(key_id_of(request.scope), req.user or None, ctx.request_id)
     # The log keeps what the user wrote, not the retrieval query (which may prepend the
     # previous question to a short follow-up): it is the session's history and, through
     # feedback, training data.
@@ -128,11 +133,11 @@ async def support_chat(
         ctx.model = req.model
         handoff_id = await anyio.to_thread.run_sync(
             lambda: desk.log.record_handoff(
-                kb_name, session, rid, turn.query, turn.handoff_reason or ""
+                kb_name, session, rid, turn.query, turn.handoff_reason or "", origin
             )
         )
         await anyio.to_thread.run_sync(
-            desk.log.record_turn, session, kb_name, said, HANDOFF_MESSAGE, rid
+            desk.log.record_turn, session, kb_name, said, HANDOFF_MESSAGE, rid, origin
         )
         extra["handoff"] = {"id": handoff_id, "reason": turn.handoff_reason}
         if req.stream:
@@ -146,14 +151,14 @@ async def support_chat(
     ctx.model = req.model
     if req.stream:
         return EventStream(
-            _events(call, turn, desk, kb_name, session, said, rid, req, created, extra),
+            _events(call, turn, desk, kb_name, session, said, rid, origin, req, created, extra),
             call.generation.close,
             headers=headers,
         )
     raw = await call.text(request)
     text = await anyio.to_thread.run_sync(ground, raw, turn, desk.sentence_embedder)
     gen = call.generation
-    await anyio.to_thread.run_sync(desk.log.record_turn, session, kb_name, said, text, rid)
+    await anyio.to_thread.run_sync(desk.log.record_turn, session, kb_name, said, text, rid, origin)
     finish = "stop"
     return _json(
         rid,
@@ -232,6 +237,7 @@ async def _events(
     session: str,
     said: str,
     rid: str,
+    origin: Origin,
     req: ChatCompletionRequest,
     created: int,
     extra: dict[str, Any],
@@ -260,7 +266,9 @@ async def _events(
             final = usage(gen.prompt_tokens, gen.completion_tokens).model_dump()
             yield sse({**chat_chunk(rid, model, created, {}, None), "choices": [], "usage": final})
         answer = "".join(parts)
-        await anyio.to_thread.run_sync(desk.log.record_turn, session, kb_name, said, answer, rid)
+        await anyio.to_thread.run_sync(
+            desk.log.record_turn, session, kb_name, said, answer, rid, origin
+        )
     except Exception as exc:  # after the 200 went out, errors travel as an SSE event
         yield sse(describe(exc)[1])
     yield DONE

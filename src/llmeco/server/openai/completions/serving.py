@@ -76,6 +76,9 @@ class OpenAIServingCompletion:
 
     async def create(self, req: CompletionRequest, request: Request) -> Response:
         """Serve one request: a JSON response, or an SSE stream when ``stream`` is true."""
+        gateway = self.state.gateway
+        if gateway is not None and gateway.serves(req.model):
+            return await gateway.relay(self.state, request, "completion", "/completions")
         name, engine = self.state.engine(req.model)
         ctx = get_context(request)
         ctx.model = name

@@ -51,6 +51,9 @@ class OpenAIServingModels:
         ]
         for backend in self.state.chat_backends.values():
             cards += [c for c in backend.model_cards(self.state) if self.state.visible(c.id)]
+        if self.state.gateway is not None:
+            gateway_cards = self.state.gateway.model_cards(self.state)
+            cards += [c for c in gateway_cards if self.state.visible(c.id)]
         return ModelList(data=cards)
 
     def get(self, model: str) -> ModelCard:
@@ -59,6 +62,8 @@ class OpenAIServingModels:
         if self.state.embedder is not None and model in self.state.embedder_names():
             name = self.state.embedder.name
         served = (*self.state.engines, *self.state.embedder_names(), *self.state.classifiers)
+        if self.state.gateway is not None:
+            served += tuple(self.state.gateway.upstreams.names())
         if name in served:
             self.state.check_model(name)  # 403 for a model the key may not use
         for card in self.list().data:

@@ -1,0 +1,117 @@
+"""Create (once) and reuse a separate virtual environment for a peer server.
+
+Peers are other OpenAI-compatible servers that llmeco's gateway is tested and
+benchmarked against (llama.cpp's server via llama-cpp-python, LiteLLM's proxy). They
+never go into llmeco's own venv or lock files: each gets its own venv under
+``$LLMECO_PEERS_CACHE`` (default ``~/.cache/llmeco-peers/<name>``), built on first use
+and reused afterwards, so tests and benchmarks share one build.
+
+Usage::
+
+    python scripts/peer_venv.py llama-cpp      # build if missing, print the python path
+    python scripts/peer_venv.py litellm --check  # print the path only if already built
+
+Importable too: ``peer_python("llama-cpp")`` returns the venv's python or raises.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+# name -> pip requirements, pinned (supply chain; the figures name the version measured); the
+# stamp file records what was installed so a run can report it.
+PEERS: dict[str, list[str]] = {
+    "llama-cpp": ["llama-cpp-python[server]==0.3.36"],
+    # Pinned: 1.107.0 was a compromised release (yanked), and from 1.108 the [proxy] extra
+    # needs a `litellm-proxy` distribution the package index here does not have.
+    "litellm": ["litellm[proxy]==1.106.12"],
+}
+
+STAMP = "llmeco-peer.ok"
+
+
+def cache_root() -> Path:
+    """Return the directory that holds every peer venv (``LLMECO_PEERS_CACHE`` wins)."""
+    env = os.environ.get("LLMECO_PEERS_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "llmeco-peers"
+
+
+def peer_dir(name: str) -> Path:
+    """Return the venv directory of peer ``name`` (it may not exist yet)."""
+    if name not in PEERS:
+        raise KeyError(f"unknown peer {name!r}; known: {', '.join(sorted(PEERS))}")
+    return cache_root() / name
+
+
+def venv_python(path: Path) -> Path:
+    """Return the python executable inside the venv at ``path``."""
+    return path / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def is_built(name: str) -> bool:
+    """Whether peer ``name``'s venv finished installing (the stamp is written last)."""
+    return (peer_dir(name) / STAMP).exists()
+
+
+def peer_python(name: str) -> Path:
+    """Return the python of an already built peer venv, or raise FileNotFoundError.
+
+    Tests call this to skip cleanly when a peer has not been built on this machine.
+    """
+    if not is_built(name):
+        raise FileNotFoundError(
+            f"peer {name!r} is not built; run: python scripts/peer_venv.py {name}"
+        )
+    return venv_python(peer_dir(name))
+
+
+def build(name: str, *, quiet: bool = False) -> Path:
+    """Build peer ``name``'s venv if it is missing and return its python.
+
+    A half-built venv (no stamp) is reused and pip is simply run again, so an
+    interrupted build resumes instead of starting over.
+    """
+    path = peer_dir(name)
+    python = venv_python(path)
+    if is_built(name):
+        return python
+    if not python.exists():
+        venv.EnvBuilder(with_pip=True, clear=False).create(path)
+    pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check"]
+    if quiet:
+        pip.append("-q")
+    subprocess.run([*pip, "--upgrade", "pip", "wheel", "setuptools"], check=True)
+    env = dict(os.environ)
+    env.setdefault("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 1))
+    subprocess.run([*pip, *PEERS[name]], check=True, env=env)
+    frozen = subprocess.run(
+        [str(python), "-m", "pip", "freeze"], check=True, capture_output=True, text=True
+    ).stdout
+    (path / STAMP).write_text(frozen)
+    return python
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry: build (or check) a peer venv and print its python path."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("name", choices=sorted(PEERS))
+    parser.add_argument("--check", action="store_true", help="do not build; exit 1 if missing")
+    parser.add_argument("-q", "--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    if args.check:
+        if not is_built(args.name):
+            print(f"not built: {peer_dir(args.name)}", file=sys.stderr)
+            return 1
+        print(peer_python(args.name))
+        return 0
+    print(build(args.name, quiet=args.quiet))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
