@@ -8,9 +8,10 @@ question goes to ``POST /v1/chat/completions`` with its functions as ``tools`` (
 - ``auto``: ``tool_choice="auto"`` under the engine's tool grammar (plain text or calls whose
   arguments validate against the tool's schema).
 
-Per category and mode it reports: ``valid`` — of the responses that make a call, the share
-whose every call names a given function with arguments that parse and validate against its
-schema (``jsonschema``); ``ast_accuracy`` — the share of questions BFCL's own AST checker
+Per category and mode it reports: ``valid`` — of the responses that make a call and were not
+cut by ``max_tokens`` (``cut_by_max_tokens`` counts those), the share whose every call names a
+given function with arguments that parse and validate against its schema (``jsonschema``);
+``ast_accuracy`` — the share of questions BFCL's own AST checker
 (``bfcl_eval.eval_checker.ast_eval.ast_checker``) accepts; for ``irrelevance``,
 ``irrelevance_accuracy`` — the share answered without a call.
 
@@ -21,8 +22,9 @@ a model-name table it imports from a module that does, which is replaced here by
 stand-in saying that function names have their dots replaced by underscores, as OpenAI's
 ``tools`` require).
 
-    python benchmarks/tools.py --limit 50 --out benchmarks/results-tools.json
-    python benchmarks/tools.py --model PATH_TO_FINETUNED --limit 50
+    python benchmarks/tools.py --sample 50 --out benchmarks/results-tools.json
+    python benchmarks/tools.py --model PATH_TO_FINETUNED --sample 50
+    python benchmarks/tools.py --rescore DETAILS.jsonl --sample 50   # score saved replies again
 """
 
 from __future__ import annotations
@@ -202,11 +204,14 @@ def score(
     """The category's figures (see the module docstring)."""
     n = len(questions)
     with_calls = [(q, r) for q, r in zip(questions, replies, strict=True) if r["calls"]]
-    valid = sum(all(validates(c, tools_of(q)) for c in r["calls"]) for q, r in with_calls)
+    # A reply cut by max_tokens holds an unfinished call that no grammar can complete.
+    finished = [(q, r) for q, r in with_calls if r["finish"] != "length"]
+    valid = sum(all(validates(c, tools_of(q)) for c in r["calls"]) for q, r in finished)
     row: dict[str, Any] = {
         "questions": n,
         "made_calls": len(with_calls),
-        "valid": round(valid / len(with_calls), 4) if with_calls else None,
+        "cut_by_max_tokens": len(with_calls) - len(finished),
+        "valid": round(valid / len(finished), 4) if finished else None,
     }
     if category == "irrelevance":
         row["irrelevance_accuracy"] = round(sum(not r["calls"] for r in replies) / n, 4)
@@ -267,6 +272,23 @@ async def run_mode(
     return out
 
 
+def rescore(
+    details: Path, data: dict[str, list[dict[str, Any]]], check: Callable[..., dict[str, Any]]
+) -> dict[str, Any]:
+    """Score replies saved by ``--details`` (the last reply per mode and question wins)."""
+    saved: dict[tuple[str, str], dict[str, Any]] = {}
+    for line in details.read_text().splitlines():
+        reply = json.loads(line)
+        saved[reply["mode"], reply["id"]] = reply
+    out: dict[str, Any] = {}
+    for mode in MODES:
+        for category, questions in data.items():
+            replies = [saved.get((mode, q["id"])) for q in questions]
+            if all(r is not None for r in replies):
+                out.setdefault(mode, {})[category] = score(category, questions, replies, check)
+    return out
+
+
 def main() -> None:
     """Run every mode over the chosen categories and print one JSON object."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -280,6 +302,9 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--details", type=Path, help="append each reply here (JSONL)")
     ap.add_argument("--out", type=Path, help="also write the result JSON here")
+    ap.add_argument(
+        "--rescore", type=Path, help="score the replies saved by --details instead of asking"
+    )
     args = ap.parse_args()
     from llmeco.settings import Settings
 
@@ -300,7 +325,11 @@ def main() -> None:
         "model": args.model,
         "limit": args.limit,
         "sample": args.sample,
-        "modes": {mode: asyncio.run(run_mode(mode, args, data, check)) for mode in args.modes},
+        "modes": (
+            rescore(args.rescore, data, check)
+            if args.rescore
+            else {mode: asyncio.run(run_mode(mode, args, data, check)) for mode in args.modes}
+        ),
     }
     text = json.dumps(result, indent=1)
     print(text)
