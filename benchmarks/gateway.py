@@ -9,7 +9,8 @@ when its venv exists (``python scripts/peer_venv.py litellm``), **litellm**'s pr
 peer. Each request is a one-token completion (so the upstream's own time is short and
 steady); each target gets ``--requests`` requests at concurrency 1 and 32, alternating with
 direct calls to the upstream for ``--rounds`` rounds. Latency is send → full response over
-keep-alive connections. Each line reports p50/p99 per target and the added p50/p99
+keep-alive connections; then the same for streamed four-token completions, send → first
+SSE event (TTFT). Each line reports p50/p99 per target and the added p50/p99
 (target − direct, same round). On a shared machine, read ``load_average_1m``: a busy CPU
 inflates every target alike.
 """
@@ -82,11 +83,14 @@ def litellm_python() -> Path | None:
 
 
 async def measure(
-    base: str, model: str, key: str | None, requests: int, concurrency: int
+    base: str, model: str, key: str | None, requests: int, concurrency: int, stream: bool = False
 ) -> list[float]:
-    """Latencies (ms) of ``requests`` one-token completions at ``concurrency``."""
+    """Latencies (ms) of ``requests`` completions at ``concurrency``: one-token, send → full
+    response; or with ``stream``, four tokens, send → the first SSE event (TTFT)."""
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    body = {"model": model, "prompt": "Hello", "max_tokens": 1, "temperature": 0}
+    body: dict[str, Any] = {"model": model, "prompt": "Hello", "max_tokens": 1, "temperature": 0}
+    if stream:
+        body.update(stream=True, max_tokens=4, ignore_eos=True)
     out: list[float] = []
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(timeout=120, limits=limits, headers=headers) as http:
@@ -98,10 +102,21 @@ async def measure(
             while not queue.empty():
                 queue.get_nowait()
                 t0 = time.perf_counter()
-                r = await http.post(base + "/v1/completions", json=body)
-                out.append((time.perf_counter() - t0) * 1000)
-                if r.status_code != 200:
-                    raise RuntimeError(f"{base}: {r.status_code} {r.text[:200]}")
+                if not stream:
+                    r = await http.post(base + "/v1/completions", json=body)
+                    out.append((time.perf_counter() - t0) * 1000)
+                    if r.status_code != 200:
+                        raise RuntimeError(f"{base}: {r.status_code} {r.text[:200]}")
+                    continue
+                async with http.stream("POST", base + "/v1/completions", json=body) as r:
+                    if r.status_code != 200:
+                        raise RuntimeError(f"{base}: {r.status_code}")
+                    first: float | None = None
+                    async for chunk in r.aiter_bytes():
+                        if first is None and b"data:" in chunk:
+                            first = (time.perf_counter() - t0) * 1000
+                    assert first is not None, f"{base}: empty stream"
+                    out.append(first)
 
         for _ in range(3):  # warm-up
             await http.post(base + "/v1/completions", json=body)
@@ -197,18 +212,19 @@ def main() -> None:
                 flush=True,
             )
         names = {"litellm": f"openai/{model}"}
-        for concurrency in (1, 32):
+        for stream, concurrency in ((False, 1), (False, 32), (True, 1), (True, 32)):
             samples: dict[str, list[float]] = {t: [] for t in targets}
             for _ in range(args.rounds):
                 for target, (base, token) in targets.items():
                     n = args.requests if concurrency == 1 else args.requests * 4
                     samples[target] += asyncio.run(
-                        measure(base, names.get(target, model), token, n, concurrency)
+                        measure(base, names.get(target, model), token, n, concurrency, stream)
                     )
             direct = samples["direct"]
             for target, values in samples.items():
                 line: dict[str, Any] = {
                     "target": target,
+                    "measure": "ttft_streamed" if stream else "full_response",
                     "concurrency": concurrency,
                     "requests": len(values),
                     "p50_ms": pct(values, 50),

@@ -30,6 +30,14 @@ PEERS: dict[str, list[str]] = {
     # Pinned: 1.107.0 was a compromised release (yanked), and from 1.108 the [proxy] extra
     # needs a `litellm-proxy` distribution the package index here does not have.
     "litellm": ["litellm[proxy]==1.106.12"],
+    # HF's corpus filters (Gopher, C4, FineWeb), the reference our data filters agree with;
+    # spaCy is its English word/sentence tokenizer (a blank pipeline, no model download).
+    "datatrove": [
+        "datatrove==0.10.1",
+        "spacy==3.8.18",
+        "regex==2026.11.24",
+        "orjson==3.13.0",
+    ],
 }
 
 STAMP = "llmeco-peer.ok"

@@ -15,6 +15,7 @@ import pytest
 from llmeco.settings import Settings
 
 if TYPE_CHECKING:
+    from llmeco.apps.speech.service import SpeechService
     from llmeco.rag.embed import Embedder
 
 DATA = Path(__file__).parent / "data"
@@ -128,6 +129,15 @@ def embedder() -> Iterator[Embedder]:
     e = Embedder()
     yield e
     e.close()
+
+
+@pytest.fixture(scope="session")
+def speech() -> SpeechService:
+    """The bundled speech models (Whisper tiny.en, eSpeak NG), shared by the session: Whisper
+    loads on first use (~1 s) and is reused by every test that transcribes."""
+    from llmeco.apps.speech.service import SpeechService
+
+    return SpeechService.from_settings(Settings(threads=2))
 
 
 @pytest.fixture(scope="session")

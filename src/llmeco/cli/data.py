@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -29,34 +29,92 @@ def prepare(
         list[Path], typer.Argument(help="Files or folders (txt, md, html, jsonl, csv).")
     ],
     out: Annotated[Path, typer.Option("--out", help="Dataset folder to write.")],
-    validation: Annotated[float, typer.Option(help="Fraction held out for validation.")] = 0.1,
-    seed: Annotated[int, typer.Option(help="Seed of the hash split.")] = 0,
-    min_chars: Annotated[int, typer.Option(min=0, help="Drop texts shorter than this.")] = 20,
+    validation: Annotated[
+        float | None,
+        typer.Option(help="Fraction held out for validation (default 0.1; 0 with --corpus)."),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the hash split (default 0).")] = None,
+    min_chars: Annotated[
+        int | None, typer.Option(min=0, help="Drop texts shorter than this (default 20).")
+    ] = None,
     min_letter_ratio: Annotated[float, typer.Option(help="Drop texts with fewer letters.")] = 0.5,
     no_redact: Annotated[bool, typer.Option("--no-redact", help="Keep PII as is.")] = False,
     no_near_dedup: Annotated[
         bool, typer.Option("--no-near-dedup", help="Exact dedup only.")
     ] = False,
-    near_threshold: Annotated[float, typer.Option(help="MinHash Jaccard threshold.")] = 0.8,
+    near_threshold: Annotated[
+        float | None, typer.Option(help="MinHash Jaccard threshold (default 0.8).")
+    ] = None,
     skip_bad_files: Annotated[
         bool, typer.Option("--skip-bad-files", help="List unreadable files instead of stopping.")
     ] = False,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing --out.")
     ] = False,
+    corpus: Annotated[
+        bool,
+        typer.Option(
+            "--corpus",
+            help="Web-corpus steps (language id, Gopher, C4, FineWeb, line dedup, exact and "
+            "MinHash dedup) with the published defaults; output in zstd shards.",
+        ),
+    ] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="YAML of corpus step settings (implies --corpus)."),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a corpus setting, e.g. --set c4.enabled=false."),
+    ] = None,
+    languages: Annotated[
+        str | None, typer.Option(help="Languages to keep, e.g. en,zh (implies --corpus).")
+    ] = None,
+    shard_mb: Annotated[float, typer.Option(help="Corpus shard size, MB of text.")] = 64.0,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Reuse the shards of an interrupted --out.")
+    ] = False,
+    ray: Annotated[
+        bool, typer.Option("--ray", help="Run the corpus steps on Ray Data (implies --corpus).")
+    ] = False,
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster address (default: start a local one).")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Ray workers (CPUs).")] = 2,
 ) -> None:
     """Read, normalise, dedupe, redact PII, filter and split files into a dataset."""
     from llmeco.data.pipeline import PrepareOptions, prepare_dataset
 
     console = Console(stderr=True)
+    if corpus or config or languages or ray or set_:
+        _prepare_corpus(
+            inputs,
+            out,
+            config,
+            _corpus_overrides(
+                set_,
+                languages,
+                validation,
+                seed,
+                min_chars,
+                no_redact,
+                no_near_dedup,
+                near_threshold,
+            ),
+            shard_mb=shard_mb,
+            overwrite=overwrite,
+            resume=resume,
+            ray=(address, workers) if ray else None,
+        )
+        return
     options = PrepareOptions(
-        validation_fraction=validation,
-        seed=seed,
-        min_chars=min_chars,
+        validation_fraction=0.1 if validation is None else validation,
+        seed=seed or 0,
+        min_chars=20 if min_chars is None else min_chars,
         min_letter_ratio=min_letter_ratio,
         redact=not no_redact,
         near_dedup=not no_near_dedup,
-        near_threshold=near_threshold,
+        near_threshold=0.8 if near_threshold is None else near_threshold,
         skip_bad_files=skip_bad_files,
     )
     with console.status("reading") as status:
@@ -82,6 +140,133 @@ def prepare(
     Console().print(table)
     for error in manifest["errors"]:
         console.print(f"skipped: {error}", style="yellow", markup=False)
+
+
+def _corpus_overrides(
+    items: list[str] | None,
+    languages: str | None,
+    validation: float | None,
+    seed: int | None,
+    min_chars: int | None,
+    no_redact: bool,
+    no_near_dedup: bool,
+    near_threshold: float | None,
+) -> dict[str, Any]:
+    """The corpus settings the command line gives (over the --config file; ``--set`` wins)."""
+    import yaml
+
+    from llmeco.errors import InvalidRequest
+
+    given = {
+        "validation_fraction": validation,
+        "seed": seed,
+        "min_chars": min_chars,
+        "near_dedup.threshold": near_threshold,
+    }
+    overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    if no_redact:
+        overrides["redact"] = False
+    if no_near_dedup:
+        overrides["near_dedup.enabled"] = False
+    if languages:
+        overrides["language.languages"] = [c.strip() for c in languages.split(",") if c.strip()]
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidRequest(f"--set wants key=value, got {item!r}")
+        overrides[key.strip()] = yaml.safe_load(raw)
+    return overrides
+
+
+def _prepare_corpus(
+    inputs: list[Path],
+    out: Path,
+    config: Path | None,
+    overrides: dict[str, Any],
+    *,
+    shard_mb: float,
+    overwrite: bool,
+    resume: bool,
+    ray: tuple[str | None, int] | None,
+) -> None:
+    from llmeco.data.corpus_run import local_map, prepare_corpus, ray_mapper
+    from llmeco.data.steps import load_corpus_config
+
+    cfg = load_corpus_config(config, overrides)
+    mapper = ray_mapper(*ray) if ray else local_map
+    with Console(stderr=True).status("preparing corpus") as status:
+        manifest = prepare_corpus(
+            inputs,
+            out,
+            cfg,
+            shard_mb=shard_mb,
+            mapper=mapper,
+            overwrite=overwrite,
+            resume=resume,
+            on_stage=lambda name: status.update(f"stage: {name}"),
+        )
+    table = Table(title=f"corpus {out} ({manifest['counts']['shards']} shards)")
+    for column in ("step", "documents left", "docs dropped", "lines dropped", "chars dropped"):
+        table.add_column(column, justify="left" if column == "step" else "right")
+    steps = manifest["steps"]
+    for row in manifest["funnel"]:
+        step = steps.get(row["step"], {})
+        table.add_row(
+            row["step"],
+            str(row["documents"]),
+            str(step.get("documents_dropped", "")),
+            str(step.get("lines_dropped", "")),
+            str(step.get("chars_dropped", "")),
+        )
+    Console().print(table)
+    Console().print(
+        f"train {manifest['counts']['train']}, validation {manifest['counts']['validation']}; "
+        f"report: llmeco data report {out}",
+        markup=False,
+    )
+
+
+@data_app.command("report")
+def report_cmd(
+    dataset: Annotated[Path, typer.Argument(help="A folder from `llmeco data prepare`.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder for report.html and the PNGs.")
+    ] = None,
+) -> None:
+    """Render the dataset's manifest as an HTML page with PNG charts (funnel, lengths,
+    languages)."""
+    from llmeco.data.report import write_report
+
+    page = write_report(dataset, out or dataset / "report")
+    Console().print(f"wrote {page}", markup=False)
+
+
+@data_app.command("pack")
+def pack_cmd(
+    dataset: Annotated[Path, typer.Argument(help="A folder from `llmeco data prepare`.")],
+    tokenizer: Annotated[str, typer.Option(help="Tokenizer folder (or 'default').")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the token shards.")],
+    shard_tokens: Annotated[
+        int, typer.Option(min=1024, help="Tokens per shard file.")
+    ] = 50_000_000,
+) -> None:
+    """Tokenize the train and validation splits into packed binary shards (uint16/uint32
+    memmaps with an index) that `llmeco train pretrain` reads without loading the corpus."""
+    from llmeco.data.packed import pack_dataset
+    from llmeco.modeling.load import load_tokenizer, resolve_model
+    from llmeco.settings import Settings
+
+    with Console(stderr=True).status("tokenizing"):
+        path = Path(tokenizer)
+        if not path.is_dir():
+            path = resolve_model(tokenizer, Settings()).path
+        index = pack_dataset(dataset, load_tokenizer(path), out, shard_tokens=shard_tokens)
+    for split, info in index["splits"].items():
+        Console().print(
+            f"{split}: {info['tokens']} tokens, {info['documents']} documents, "
+            f"{len(info['shards'])} shard(s) ({index['dtype']})",
+            markup=False,
+        )
 
 
 @tokenizer_app.command("train")

@@ -32,6 +32,7 @@ from llmeco.cli.keys import keys_app
 from llmeco.cli.mcp import mcp_app
 from llmeco.cli.models import models_app
 from llmeco.cli.serve import serve
+from llmeco.cli.top import top
 from llmeco.cli.train import train_app
 from llmeco.cli.tune import tune
 from llmeco.errors import ConfigError, InvalidRequest, LlmecoError, NotFound, UnsafeFile
@@ -85,6 +86,7 @@ def version() -> None:
 
 app.command()(generate)
 app.command()(serve)
+app.command()(top)
 app.add_typer(data_app, name="data")
 app.add_typer(tokenizer_app, name="tokenizer")
 app.add_typer(train_app, name="train")

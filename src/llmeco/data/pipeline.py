@@ -25,6 +25,7 @@ from llmeco import __version__
 from llmeco.data.clean import normalize_text, quality_problem, redact_pii
 from llmeco.data.dedup import NearDuplicateFilter, content_hash
 from llmeco.data.readers import Record, expand_inputs, read_file
+from llmeco.data.shards import iter_jsonl
 from llmeco.data.split import is_validation
 from llmeco.errors import ConfigError, LlmecoError
 
@@ -254,7 +255,10 @@ def read_manifest(dataset: Path) -> dict[str, Any]:
 
 def load_records(dataset: Path, split: str) -> list[Record]:
     """Records of one split (``train`` / ``validation``) of a prepared dataset."""
-    read_manifest(dataset)
+    manifest = read_manifest(dataset)
+    if manifest.get("layout") == "shards":  # a corpus prepared in shards (corpus_run)
+        names = manifest.get("splits", {}).get(split, [])
+        return [record for name in names for record in iter_jsonl(dataset / name)]
     path = dataset / f"{split}.jsonl"
     if not path.is_file():
         raise ConfigError(f"{dataset} has no {split}.jsonl")

@@ -213,7 +213,9 @@ class AsyncEngine:
         """Running/waiting counts and KV usage right now."""
         used, total = self._core.kv_usage()
         sched = self._core.scheduler
-        return EngineStats(sched.num_running, sched.num_waiting, used, total)
+        return EngineStats(
+            sched.num_running, sched.num_waiting, used, total, preemptions=sched.num_preemptions
+        )
 
     async def shutdown(self, timeout: float = 30.0) -> None:
         """Stop accepting, let running requests finish within ``timeout``, then stop."""

@@ -40,6 +40,8 @@ class EngineStats:
     waiting: int
     kv_blocks_used: int
     kv_blocks_total: int
+    #: Sequences preempted since the engine started (a counter).
+    preemptions: int = 0
 
     @property
     def kv_usage(self) -> float:

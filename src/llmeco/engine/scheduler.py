@@ -46,6 +46,8 @@ class Scheduler:
         self.max_num_batched_tokens = max_num_batched_tokens
         self.waiting: deque[Sequence] = deque()
         self.running: list[Sequence] = []
+        #: Sequences preempted so far (the server's llmeco_num_preemptions_total).
+        self.num_preemptions = 0
 
     @property
     def num_waiting(self) -> int:
@@ -161,6 +163,7 @@ class Scheduler:
         seq.status = RequestStatus.WAITING
         self.waiting.appendleft(seq)
         out.preempted.append(seq)
+        self.num_preemptions += 1
 
     def _free(self, seq: Sequence) -> None:
         if seq.block_ids:

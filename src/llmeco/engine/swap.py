@@ -201,6 +201,7 @@ class ModelSlot:
             waiting=sum(p.waiting for p in parts),
             kv_blocks_used=sum(p.kv_blocks_used for p in parts),
             kv_blocks_total=sum(p.kv_blocks_total for p in parts),
+            preemptions=sum(p.preemptions for p in parts),
         )
 
     def encode(self, prompt: Prompt) -> list[int]:

@@ -11,6 +11,8 @@ chat          ``POST /v1/chat/completions`` and the apps built on chat (``/v1/ta
               tasks and knowledge-base search)
 completions   ``POST /v1/completions``
 embeddings    ``POST /v1/embeddings``
+audio         ``/v1/audio/*``: transcription, translation, speech, voices; with ``chat``
+              also the voice support desk ``/v1/apps/voice/{kb}``
 models        model metadata only: ``/v1/models``, ``/tokenize``, ``/detokenize`` (no
               generation); every generation or embedding scope includes it, because a
               client that may use a model must be able to look it up
@@ -49,11 +51,12 @@ from llmeco.errors import InvalidRequest, PermissionDenied
 CHAT = "chat"
 COMPLETIONS = "completions"
 EMBEDDINGS = "embeddings"
+AUDIO = "audio"
 MODELS = "models"
 ADMIN = "admin"
 
 #: Every scope, in display order.
-SCOPES: tuple[str, ...] = (CHAT, COMPLETIONS, EMBEDDINGS, MODELS, ADMIN)
+SCOPES: tuple[str, ...] = (CHAT, COMPLETIONS, EMBEDDINGS, AUDIO, MODELS, ADMIN)
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,7 @@ def needs(*scopes: str) -> Requirement:
     return Requirement(scopes=frozenset(scopes))
 
 
-_METADATA = needs(MODELS, CHAT, COMPLETIONS, EMBEDDINGS)
+_METADATA = needs(MODELS, CHAT, COMPLETIONS, EMBEDDINGS, AUDIO)
 _TOKENIZER = needs(MODELS, CHAT, COMPLETIONS)
 
 #: ``(path pattern, requirement)``; a pattern ending in ``/*`` covers everything below it.
@@ -104,6 +107,8 @@ ROUTES: tuple[tuple[str, Requirement], ...] = (
     ("/tokenize", _TOKENIZER),
     ("/detokenize", _TOKENIZER),
     ("/v1/tasks/*", needs(CHAT)),
+    ("/v1/audio/*", needs(AUDIO)),
+    ("/v1/apps/voice/*", needs(AUDIO)),  # and chat: checked by the route (server/voice/)
     ("/v1/apps/*", needs(CHAT)),
     ("/v1/feedback", needs(CHAT)),
     ("/mcp", needs(CHAT)),

@@ -20,6 +20,7 @@ from llmeco.server import errors
 from llmeco.server.admin.models import router as models_admin_router
 from llmeco.server.admin.router import router as admin_router
 from llmeco.server.admin.sessions import router as sessions_admin_router
+from llmeco.server.audio.router import router as audio_router
 from llmeco.server.audit import AuditMiddleware
 from llmeco.server.auth import AuthMiddleware
 from llmeco.server.gateway.metrics import install_upstream_metrics
@@ -35,11 +36,13 @@ from llmeco.server.state import ServerState
 from llmeco.server.support.router import router as support_router
 from llmeco.server.support.serving import SupportChat
 from llmeco.server.tasks.router import router as tasks_router
+from llmeco.server.voice.router import router as voice_router
 from llmeco.server.write.router import router as write_router
 from llmeco.settings import Settings
 
 if TYPE_CHECKING:
     from llmeco.apps.classifier import ServedClassifier
+    from llmeco.apps.speech.service import SpeechService
     from llmeco.apps.support.desk import SupportDesk
     from llmeco.governance.audit import AuditLedger
     from llmeco.rag.embed import Embedder
@@ -66,6 +69,7 @@ def build_app(
     classifiers: Mapping[str, ServedClassifier] | None = None,
     chat_backends: Sequence[ChatBackend] = (),
     gateway: UpstreamGateway | None = None,
+    speech: SpeechService | None = None,
 ) -> FastAPI:
     """An OpenAI-compatible app serving ``engines`` (by name) and, optionally, ``embedder``.
 
@@ -95,6 +99,9 @@ def build_app(
     names) to other OpenAI-compatible servers, with every governance step in front (see
     ``server/gateway/``); the caller starts and closes its ``UpstreamSet``.
 
+    ``speech`` (speech-to-text and text-to-speech models, loaded on first use) answers
+    ``/v1/audio/*`` and the voice support desk ``/v1/apps/voice/{kb}``; without it they 404.
+
     ``/mcp`` serves the same models, tasks and knowledge bases as MCP tools (streamable HTTP,
     ``server/mcp/``); its session manager (``app.state.mcp``) runs while
     ``ServerRuntime.serve`` serves, or with the app's lifespan where the host runs it.
@@ -114,6 +121,7 @@ def build_app(
         follower=follower,
         chat_backends={b.prefix: b for b in (SupportChat(), *chat_backends)},
         gateway=gateway,
+        speech=speech,
     )
     if gateway is not None:
         served = {*engines, *state.aliases, *state.embedder_names(), *state.classifiers}
@@ -142,7 +150,8 @@ def build_app(
     if follower is not None:
         app.include_router(models_admin_router)
     if ledger is not None:
-        app.add_middleware(AuditMiddleware, ledger=ledger)  # added last = outermost
+        app.add_middleware(AuditMiddleware, ledger=ledger, metrics=state.metrics)  # outermost
+        state.metrics.watch_ledger(ledger)
     for router in (
         models_router,
         chat_router,
@@ -152,6 +161,8 @@ def build_app(
         tasks_router,
         write_router,
         support_router,
+        audio_router,
+        voice_router,
         health_router,
     ):
         app.include_router(router)

@@ -35,6 +35,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llmeco.governance.audit import AuditLedger, RequestRecord, utc_now
+from llmeco.observability.metrics import ServerMetrics
 from llmeco.server.errors import payload
 from llmeco.server.state import context_of
 from llmeco.server.streaming import DONE, sse
@@ -59,15 +60,18 @@ def key_id_of(scope: Scope) -> str | None:
 class AuditMiddleware:
     """Records every HTTP request in the ledger before acknowledging it."""
 
-    def __init__(self, app: ASGIApp, ledger: AuditLedger) -> None:
+    def __init__(
+        self, app: ASGIApp, ledger: AuditLedger, metrics: ServerMetrics | None = None
+    ) -> None:
         self.app = app
         self.ledger = ledger
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        call = _AuditedCall(self.ledger, scope, receive, send)
+        call = _AuditedCall(self.ledger, scope, receive, send, self.metrics)
         try:
             await self.app(scope, call.receive, call.send)
         except Exception:
@@ -80,8 +84,16 @@ class AuditMiddleware:
 class _AuditedCall:
     """The bookkeeping of one request passing through :class:`AuditMiddleware`."""
 
-    def __init__(self, ledger: AuditLedger, scope: Scope, receive: Receive, send: Send) -> None:
+    def __init__(
+        self,
+        ledger: AuditLedger,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        metrics: ServerMetrics | None = None,
+    ) -> None:
         self.ledger = ledger
+        self.metrics = metrics
         self.scope = scope
         self._receive = receive
         self._send = send
@@ -151,11 +163,16 @@ class _AuditedCall:
     async def _commit(self) -> bool:
         """Record this request and wait for the commit; False if the ledger failed."""
         self.recorded = True
+        queued = time.perf_counter()
         try:
             await self.ledger.arecord_request(self._record())
         except Exception as exc:
             log.error("audit entry not committed; refusing to acknowledge", exc_info=exc)
+            if self.metrics is not None:
+                self.metrics.audit_failures.inc()
             return False
+        if self.metrics is not None:
+            self.metrics.audit_append.observe(time.perf_counter() - queued)
         return True
 
     async def _fail(self, body: bytes) -> None:

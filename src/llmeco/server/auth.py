@@ -19,6 +19,8 @@ secret never appears in a log line or an error message: errors name only the key
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -27,6 +29,7 @@ from llmeco.errors import AuthError, PermissionDenied
 from llmeco.governance.keys import ApiKey, KeyStore, server_secret, split_token
 from llmeco.governance.limits import Limiter, open_limiter
 from llmeco.governance.scopes import requirement
+from llmeco.observability import tracing
 from llmeco.server.state import request_guard
 from llmeco.settings import Settings
 from llmeco.store import Store
@@ -37,11 +40,23 @@ _KEY_SCOPE = "llmeco_api_key"
 class KeyGuard:
     """The :class:`~llmeco.server.state.RequestGuard` of one authenticated request."""
 
-    __slots__ = ("key", "limiter")
+    __slots__ = ("key", "limiter", "on_budget")
 
-    def __init__(self, key: ApiKey, limiter: Limiter) -> None:
+    def __init__(
+        self,
+        key: ApiKey,
+        limiter: Limiter,
+        on_budget: Callable[[str, float], None] | None = None,
+    ) -> None:
         self.key = key
         self.limiter = limiter
+        #: Told (key id, share of the daily budget left) after each charge (metrics).
+        self.on_budget = on_budget
+
+    def _left(self, left: int | None) -> int | None:
+        if left is not None and self.on_budget is not None and self.key.daily_tokens:
+            self.on_budget(self.key.id, max(0.0, left / self.key.daily_tokens))
+        return left
 
     def allows_model(self, names: set[str]) -> bool:
         """Whether the key's allow-list names the model (by any of its names)."""
@@ -58,11 +73,12 @@ class KeyGuard:
 
     async def reserve(self, tokens: int, *, room: int = 1) -> int | None:
         """Charge input tokens (TPM, daily budget) before the call."""
-        return await self.limiter.reserve(self.key, tokens, room=room)
+        with tracing.span("limits.tokens", tokens=tokens):
+            return self._left(await self.limiter.reserve(self.key, tokens, room=room))
 
     async def consume(self, tokens: int) -> int | None:
         """Charge output tokens as they stream."""
-        return await self.limiter.consume(self.key, tokens)
+        return self._left(await self.limiter.consume(self.key, tokens))
 
     async def refund(self, tokens: int) -> None:
         """Give back input tokens of a call that never ran."""
@@ -169,7 +185,9 @@ class AuthMiddleware:
             key = await self._admit(scope)
         scope.setdefault("state", {})["key_id"] = key.id
         scope[_KEY_SCOPE] = key
-        token = request_guard.set(KeyGuard(key, self.auth.limiter))
+        state = getattr(getattr(scope.get("app"), "state", None), "llmeco", None)
+        on_budget = state.metrics.set_budget_left if state is not None else None
+        token = request_guard.set(KeyGuard(key, self.auth.limiter, on_budget))
         try:
             await self.app(scope, receive, send)
         finally:
@@ -178,12 +196,17 @@ class AuthMiddleware:
 
     async def _admit(self, scope: Scope) -> ApiKey:
         headers = Headers(scope=scope)
-        key = self.auth.authenticate(headers.get("authorization"))
-        needed = requirement(scope["path"])
-        if not needed.allows(key.scopes):
-            raise PermissionDenied(
-                f"API key {key.id} does not have the `{needed.describe()}` scope "
-                f"that {scope['path']} needs."
-            )
-        await self.auth.limiter.admit(key)
+        with tracing.span("auth") as span:
+            key = self.auth.authenticate(headers.get("authorization"))
+            if span is not None:
+                span.set_attribute("llmeco.key_id", key.id)
+            needed = requirement(scope["path"])
+            if not needed.allows(key.scopes):
+                raise PermissionDenied(
+                    f"API key {key.id} does not have the `{needed.describe()}` scope "
+                    f"that {scope['path']} needs."
+                )
+        scope.setdefault("state", {})["key_id"] = key.id  # also on a 429 (its metric, audit)
+        with tracing.span("limits"):
+            await self.auth.limiter.admit(key)
         return key

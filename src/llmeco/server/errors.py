@@ -11,7 +11,8 @@ ContextLengthExceeded                  400     code context_length_exceeded
 AuthError                              401     authentication_error
 PermissionDenied                       403     permission_error
 NotFound (unknown model)               404     code model_not_found
-BodyTooLarge                           413     invalid_request_error
+BodyTooLarge, PayloadTooLarge          413     invalid_request_error
+UnsupportedMedia (not audio, …)        415     code unsupported_media_type
 LimitExceeded, Overloaded              429     rate_limit_error + Retry-After
 GateFailed (promotion gate)             409     invalid_request_error / gate_failed
 EngineDead, shutting down              503     service_unavailable_error / engine_unavailable
@@ -28,7 +29,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -38,6 +39,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 from llmeco import errors as E
+from llmeco.server.state import context_of
 
 log = logging.getLogger("llmeco.server")
 
@@ -73,6 +75,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 # (exception class, status, type, code); the first matching class wins, so subclasses first.
 _TABLE: list[tuple[type[E.LlmecoError], int, str, str | None]] = [
     (E.ContextLengthExceeded, 400, "invalid_request_error", "context_length_exceeded"),
+    (E.PayloadTooLarge, 413, "invalid_request_error", "request_too_large"),
+    (E.UnsupportedMedia, 415, "invalid_request_error", "unsupported_media_type"),
     (E.InvalidRequest, 400, "invalid_request_error", None),
     (E.ConfigError, 400, "invalid_request_error", None),
     (E.UnsafeFile, 400, "invalid_request_error", None),
@@ -190,10 +194,18 @@ def http_response(exc: StarletteHTTPException) -> Response:
     return error_response(exc.status_code, str(exc.detail), type_, headers=headers)
 
 
+def note_limit(scope: MutableMapping[str, Any], exc: BaseException) -> None:
+    """Remember which limit refused the request (the per-key rejection metric's label)."""
+    ctx = context_of(scope)
+    if ctx is not None and isinstance(exc, E.LimitExceeded):
+        ctx.limit = exc.limit
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers; generic exceptions are caught by the middleware."""
 
-    async def on_llmeco(_: Request, exc: Exception) -> Response:
+    async def on_llmeco(request: Request, exc: Exception) -> Response:
+        note_limit(request.scope, exc)
         return exception_response(exc)
 
     async def on_validation(_: Request, exc: Exception) -> Response:

@@ -13,16 +13,36 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llmeco.errors import InvalidRequest
+from llmeco.observability import tracing
 from llmeco.observability.logging import request_id_var, sanitize_request_id
-from llmeco.server.errors import BodyTooLarge, ClientGone, describe, error_response
+from llmeco.server.errors import (
+    BodyTooLarge,
+    ClientGone,
+    describe,
+    error_response,
+    note_limit,
+)
 from llmeco.server.state import RequestContext, ServerState, set_context
+from llmeco.settings import Settings
 
 log = logging.getLogger("llmeco.server.access")
 
 REQUEST_ID_HEADER = "x-request-id"
+
+
+#: Paths that take audio uploads, limited by ``settings.speech_max_bytes`` instead.
+AUDIO_PATHS = ("/v1/audio/", "/v1/apps/voice/")
+
+
+def body_limit(settings: Settings, path: str) -> int:
+    """The largest body ``path`` accepts: audio uploads have their own limit."""
+    if path.startswith(AUDIO_PATHS):
+        return settings.speech_max_bytes
+    return settings.max_body_bytes
 
 
 class RequestMiddleware:
@@ -50,24 +70,34 @@ class RequestMiddleware:
                 MutableHeaders(scope=message)[REQUEST_ID_HEADER] = rid
             await send(message)
 
-        try:
-            replay = await self._buffer_body(scope, receive)
-            await self.app(scope, replay, send_with_id)
-        except ClientGone:
-            status = status or 499
-        except Exception as exc:  # BodyTooLarge, bad Content-Length, or a bug (logged)
-            if status:  # the response had started: nothing more can be sent
-                log.error("error after the response started", exc_info=exc)
-            else:
-                code, body, headers = describe(exc)
-                await _send_json(send_with_id, code, body, headers)
-        finally:
-            self._record(scope, ctx, status or 499, time.perf_counter() - start)
-            request_id_var.reset(token)
+        method = scope.get("method", "")
+        attrs = {"http.request.method": method, "url.path": scope["path"], "llmeco.request_id": rid}
+        with tracing.server_span(method, Headers(scope=scope), attrs) as span:
+            try:
+                replay = await self._buffer_body(scope, receive)
+                await self.app(scope, replay, send_with_id)
+            except ClientGone:
+                status = status or 499
+            except Exception as exc:  # BodyTooLarge, bad Content-Length, or a bug (logged)
+                if status:  # the response had started: nothing more can be sent
+                    log.error("error after the response started", exc_info=exc)
+                else:
+                    note_limit(scope, exc)
+                    code, body, headers = describe(exc)
+                    await _send_json(send_with_id, code, body, headers)
+            finally:
+                route = self._record(scope, ctx, status or 499, time.perf_counter() - start)
+                request_id_var.reset(token)
+                if span is not None:
+                    span.update_name(f"{method} {route}")
+                    span.set_attribute("http.route", route)
+                    if ctx.model:
+                        span.set_attribute("llmeco.model", ctx.model)
+                    tracing.set_error(span, status or 499)
 
     async def _buffer_body(self, scope: Scope, receive: Receive) -> Receive:
         """Read the whole body (refusing it past the limit) and replay it to the app."""
-        limit = self.state.settings.max_body_bytes
+        limit = body_limit(self.state.settings, str(scope.get("path", "")))
         declared = Headers(scope=scope).get("content-length")
         if declared is not None:
             if not declared.isdigit():
@@ -99,12 +129,15 @@ class RequestMiddleware:
 
         return replay
 
-    def _record(self, scope: Scope, ctx: RequestContext, status: int, seconds: float) -> None:
-        route_obj = scope.get("route")
-        route = str(getattr(route_obj, "path", "unmatched"))
+    def _record(self, scope: Scope, ctx: RequestContext, status: int, seconds: float) -> str:
+        """Count the request in the metrics and the access log; return its route template."""
+        route = _route_of(scope)
         m = self.state.metrics
         m.requests.labels(ctx.model, route, str(status)).inc()
-        m.http_latency.labels(route).observe(seconds)
+        m.http_latency.labels(ctx.model, route).observe(seconds)
+        if status == 429:
+            key_id = scope.get("state", {}).get("key_id") or "none"
+            m.limit_rejections.labels(key_id, ctx.limit or "rate").inc()
         log.info(
             "%s %s %d",
             scope.get("method", ""),
@@ -118,6 +151,33 @@ class RequestMiddleware:
                 **({"user": ctx.user} if ctx.user else {}),
             },
         )
+        return route
+
+
+def _route_of(scope: Scope) -> str:
+    """The route template that served the request; for one refused before routing (401,
+    429, 503 from the auth layer), the template it would have matched; else "unmatched"."""
+    route = scope.get("route")
+    if route is not None:
+        return str(getattr(route, "path", "unmatched"))
+    router = getattr(scope.get("app"), "router", None)
+    return _match(getattr(router, "routes", ()), scope) or "unmatched"
+
+
+def _match(routes: Any, scope: Scope) -> str | None:
+    """The path template of the route in ``routes`` (nested routers included) that fully
+    matches ``scope``, if any."""
+    for candidate in routes:
+        match, _ = candidate.matches(scope)
+        if match != Match.FULL:
+            continue
+        inner = getattr(candidate, "original_router", None) or getattr(candidate, "app", None)
+        if isinstance(getattr(candidate, "path", None), str) and inner is None:
+            return str(candidate.path)
+        if inner is not None and hasattr(inner, "routes"):
+            return _match(inner.routes, scope)
+        return str(getattr(candidate, "path", "unmatched"))
+    return None
 
 
 def _too_large(size: int, limit: int, at_least: bool = False) -> str:

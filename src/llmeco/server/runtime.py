@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
     from llmeco.apps.agents import AgentHub, AgentProfile
     from llmeco.apps.classifier import ServedClassifier
+    from llmeco.apps.speech.service import SpeechService
     from llmeco.apps.support.desk import SupportDesk
     from llmeco.engine.backends.upstream_config import UpstreamsConfig
     from llmeco.engine.protocol import EngineClient
@@ -89,6 +90,7 @@ class ServerRuntime:
         agents: Sequence[str | Path] = (),
         announce: Announce = say,
         upstreams: UpstreamsConfig | None = None,
+        speech: bool = True,
     ) -> AsyncIterator[ServerRuntime]:
         """Open everything ``llmeco serve`` serves and yield the runtime over it.
 
@@ -96,7 +98,8 @@ class ServerRuntime:
         ``classifiers`` are ``NAME=REF`` options; ``agents`` are agent profile files or
         directories (``LLMECO_HOME/agents/`` is read too when it exists), served as
         ``agent:<name>``; ``upstreams`` are models relayed to other OpenAI-compatible
-        servers (the gateway). Raises ``ConfigError`` (and the loaders' typed errors) for a bad
+        servers (the gateway); ``speech`` serves ``/v1/audio/*`` (its models load on first
+        use). Raises ``ConfigError`` (and the loaders' typed errors) for a bad
         option or profile; whatever was opened before the failure is closed.
         """
         from llmeco.server.agents import AgentChat, check_agents, read_profiles
@@ -145,6 +148,7 @@ class ServerRuntime:
                 classifiers=loaded,
                 chat_backends=[AgentChat(hub)],
                 gateway=gateway,
+                speech=open_speech(settings) if speech else None,
             )
             app.state.agents = hub
             check_agents(hub, app.state.llmeco)
@@ -157,10 +161,23 @@ class ServerRuntime:
 
     async def serve(self, host: str, port: int, *, shutdown_timeout: float = 30.0) -> None:
         """Serve until SIGTERM/SIGINT, then drain (see the module doc). Does not close."""
-        # /mcp's session manager: up before the URL is announced, down after the drain;
-        # the retention purge (when configured) runs while serving.
-        async with self._mcp_running(), retention_running(self.state):
+        async with self.background():
             await self._serve(host, port, shutdown_timeout)
+
+    @contextlib.asynccontextmanager
+    async def background(self) -> AsyncIterator[None]:
+        """What runs beside the HTTP server while it serves: ``/mcp``'s session manager, the
+        retention purge (when configured) and the alias follower (hot swap). Whoever serves
+        the app — :meth:`serve`'s uvicorn or a Ray Serve replica — holds this open."""
+        follower = self.state.follower
+        async with self._mcp_running(), retention_running(self.state):
+            if follower is not None:
+                follower.start()
+            try:
+                yield
+            finally:
+                if follower is not None:
+                    await follower.aclose()
 
     async def _serve(self, host: str, port: int, shutdown_timeout: float) -> None:
         config = uvicorn.Config(
@@ -185,14 +202,9 @@ class ServerRuntime:
         self.announce(
             f"llmeco serving {', '.join(self.served_names())} at http://{url_host}:{bound}/"
         )
-        follower = self.state.follower
-        if follower is not None:
-            follower.start()
         try:
             await server.serve(sockets=[sock])
         finally:
-            if follower is not None:
-                await follower.aclose()
             # Requests cut at the timeout were cancelled but not awaited: let their cleanup
             # (aborting their generations) run before the engines go away.
             pending = [t for t in server.server_state.tasks if not t.done()]
@@ -350,6 +362,14 @@ def load_classifiers(options: Sequence[str], settings: Settings) -> dict[str, Se
             served.close()
         raise
     return loaded
+
+
+def open_speech(settings: Settings) -> SpeechService:
+    """The speech models (``/v1/audio/*``): bundled Whisper tiny.en and eSpeak NG, or the
+    Whisper directory ``LLMECO_SPEECH_ASR_MODEL`` names; they load on first use."""
+    from llmeco.apps.speech.service import SpeechService
+
+    return SpeechService.from_settings(settings)
 
 
 def open_support(settings: Settings, embedder: Embedder) -> SupportDesk:

@@ -23,6 +23,7 @@ from llmeco.settings import Settings
 
 if TYPE_CHECKING:
     from llmeco.apps.classifier import ServedClassifier
+    from llmeco.apps.speech.service import SpeechService
     from llmeco.apps.support.desk import SupportDesk
     from llmeco.governance.audit import AuditLedger
     from llmeco.rag.embed import Embedder
@@ -78,6 +79,9 @@ class RequestContext:
     #: Token counts for the audit ledger when the response body carries none (a relayed
     #: upstream stream whose client did not ask for usage).
     usage: dict[str, int] | None = None
+    #: The limit that refused the request with 429 (rpm, tpm, daily_budget, queue), for
+    #: the per-key rejection metric; set by the error handler.
+    limit: str = ""
 
 
 @dataclass
@@ -110,13 +114,15 @@ class ServerState:
     #: Models relayed to other OpenAI-compatible servers (``--upstream``), matched by exact
     #: name on chat, completions and embeddings; None when the server has none.
     gateway: UpstreamGateway | None = None
+    #: Speech-to-text and text-to-speech models (``/v1/audio/*``, the voice desk); None: off.
+    speech: SpeechService | None = None
     #: Set when the server begins a graceful shutdown: new work gets 503, /ready fails.
     draining: bool = False
     started: int = field(default_factory=lambda: int(time.time()))
     metrics: ServerMetrics = field(init=False)
 
     def __post_init__(self) -> None:
-        self.metrics = ServerMetrics(self.engine_stats)
+        self.metrics = ServerMetrics(self.engine_stats, self.settings.max_queue)
 
     def engine_stats(self) -> dict[str, EngineStats]:
         """Each engine's current stats, by served name."""

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from llmeco.data.clean import normalize_text
+from llmeco.data.packed import PackedBlocks, is_packed
 from llmeco.data.pipeline import load_records, read_manifest
 from llmeco.data.readers import Record, read_file
 from llmeco.errors import ConfigError
@@ -221,7 +222,17 @@ def _classify_parts(
 
 
 def build_examples(config: TrainConfig, parts: RunParts, split: str) -> list[Any]:
-    """Examples of one split: packed blocks (pretrain), masked chats (sft) or labelled texts."""
+    """Examples of one split: packed blocks (pretrain), masked chats (sft) or labelled texts.
+
+    A pretraining ``data.dataset`` made by ``llmeco data pack`` is read block by block from
+    its memory-mapped token shards instead of being loaded and tokenized here.
+    """
+    if config.task == "pretrain" and is_packed(Path(config.data.dataset)):
+        blocks = PackedBlocks(Path(config.data.dataset), split, config.seq_len)
+        blocks.check_tokenizer(parts.tokenizer)
+        if split == "train" and not len(blocks):
+            raise ConfigError(f"{config.data.dataset}: fewer train tokens than one block")
+        return blocks  # type: ignore[return-value]  # a lazy Sequence of examples
     records = load_split(config, split)
     if not records:
         return []

@@ -54,7 +54,10 @@ def test_every_route_of_the_app_declares_its_scope(gapp: FastAPI) -> None:
         ("/v1/chat/completions", False, {"chat"}),
         ("/v1/completions", False, {"completions"}),
         ("/v1/embeddings", False, {"embeddings"}),
-        ("/v1/models/some/model", False, {"models", "chat", "completions", "embeddings"}),
+        ("/v1/models/some/model", False, {"models", "chat", "completions", "embeddings", "audio"}),
+        ("/v1/audio/transcriptions", False, {"audio"}),
+        ("/v1/audio/speech", False, {"audio"}),
+        ("/v1/apps/voice/handbook", False, {"audio"}),  # the route also checks chat
         ("/tokenize", False, {"models", "chat", "completions"}),
         ("/v1/tasks/translate", False, {"chat"}),
         ("/mcp", False, {"chat"}),

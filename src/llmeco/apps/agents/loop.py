@@ -55,6 +55,7 @@ from llmeco.engine.request import ChatPrompt, SamplingParams
 from llmeco.engine.tool_grammar import tool_call_output
 from llmeco.errors import ContextLengthExceeded, InvalidRequest, LlmecoError, NotFound
 from llmeco.modeling.tool_parsers import ToolCall, get_tool_parser
+from llmeco.observability import tracing
 
 log = logging.getLogger("llmeco.agents")
 
@@ -198,7 +199,8 @@ class AgentLoop:
                 break
             conversation.append(_assistant_turn((parsed.content or "").strip(), calls))
             for call in calls:
-                step = await self._execute(turn, call)
+                with tracing.span("tool", **{"gen_ai.tool.name": call.name, "llmeco.step": turn}):
+                    step = await self._execute(turn, call)
                 steps.append(step)
                 yield step
                 conversation.append(

@@ -31,7 +31,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import httpx
+from opentelemetry import propagate
 
+from llmeco.engine.backends.aiohttp_transport import AiohttpTransport
 from llmeco.engine.backends.routing import Clock, Endpoint, UrlPool
 from llmeco.engine.backends.upstream_config import UpstreamsConfig, UpstreamSpec
 from llmeco.errors import UpstreamError, UpstreamTimeout
@@ -189,6 +191,8 @@ class UpstreamModel:
         payload = {**body, "model": self.spec.upstream_model}
         content = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
         headers = {**self.headers(request_id), "Content-Type": "application/json"}
+        # W3C traceparent of the request being traced (nothing when tracing is off).
+        propagate.inject(headers)
         tried: list[Endpoint] = []
         last: UpstreamError | None = None
         for attempt in range(self.policy.retries + 1):
@@ -347,8 +351,7 @@ class UpstreamSet:
     ) -> None:
         self._owns_client = client is None
         self.client = client or httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=1024, max_keepalive_connections=256),
-            follow_redirects=False,
+            transport=AiohttpTransport(max_connections=1024), follow_redirects=False
         )
         self.models = {
             spec.name: UpstreamModel(spec, self.client, clock=clock, sleep=sleep)

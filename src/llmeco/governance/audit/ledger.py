@@ -373,6 +373,11 @@ class AuditLedger:
             self.start()
         barrier.result(timeout)
 
+    def frontier(self) -> tuple[int, int, float]:
+        """Entries committed, entries the newest checkpoint covers, and that checkpoint's
+        Unix time, as this writer last saw them (read by the server's metrics)."""
+        return self._size, self._cp_size, self._cp_time
+
     # ---- lifetime --------------------------------------------------------------------------
 
     def start(self) -> None:

@@ -50,6 +50,7 @@ def rpm_error(key: ApiKey, wait: float) -> LimitExceeded:
         f"Rate limit reached for API key {key.id}: {key.rpm} requests per minute (rpm). "
         f"Retry in {_retry(wait):.0f} s.",
         retry_after=_retry(wait),
+        limit="rpm",
     )
 
 
@@ -59,6 +60,7 @@ def tpm_error(key: ApiKey, wait: float) -> LimitExceeded:
         f"Rate limit reached for API key {key.id}: {key.tpm} tokens per minute (tpm). "
         f"Retry in {_retry(wait):.0f} s.",
         retry_after=_retry(wait),
+        limit="tpm",
     )
 
 
@@ -71,6 +73,7 @@ def daily_error(key: ApiKey, used: int, tokens: int, room: int) -> LimitExceeded
         f"tokens (daily_tokens) used today (UTC) and this request needs {more}. The budget "
         "resets at 00:00 UTC.",
         retry_after=seconds_to_midnight(),
+        limit="daily_budget",
     )
 
 

@@ -15,7 +15,7 @@ from llmeco.server.support.protocol import (
     HandoffList,
     HandoffOut,
 )
-from llmeco.server.support.serving import desk_of
+from llmeco.server.support.serving import APP, desk_of
 
 router = APIRouter(tags=["support"], responses=ERROR_RESPONSES)
 
@@ -29,6 +29,7 @@ async def feedback(body: FeedbackRequest, request: Request) -> FeedbackResponse:
     uid = await anyio.to_thread.run_sync(
         desk.log.record_feedback, body.response_id, rating, body.correction, body.comment, origin
     )
+    get_state(request).metrics.app_feedback.labels(APP, body.rating).inc()
     return FeedbackResponse(id=uid)
 
 

@@ -25,6 +25,7 @@ from llmeco.apps.conversations import Origin
 from llmeco.apps.support import HANDOFF_MESSAGE, Grounder, SupportTurn, ground, plan_turn
 from llmeco.apps.support.desk import PREFIX, SupportDesk
 from llmeco.errors import InvalidRequest, NotFound
+from llmeco.observability import tracing
 from llmeco.server import apprun
 from llmeco.server.audit import key_id_of
 from llmeco.server.errors import describe
@@ -36,6 +37,8 @@ from llmeco.server.streaming import DONE, EventStream, chat_chunk, sse
 
 #: Longest answer when the request does not say.
 DEFAULT_MAX_TOKENS = 200
+#: The ``app`` label of the support assistant's metrics (turns, hand-offs, feedback).
+APP = "support"
 
 
 def desk_of(state: ServerState) -> SupportDesk:
@@ -102,21 +105,23 @@ async def support_chat(
         raise InvalidRequest("user is longer than 256 characters", param="user")
     messages = [{"role": m.role, "content": m.text()} for m in req.messages]
     if sum(m["role"] == "user" for m in messages) <= 1:  # a client that sends only the new turn
-        history = await anyio.to_thread.run_sync(desk.log.history, session)
+        with tracing.span("conversation.history"):
+            history = await anyio.to_thread.run_sync(desk.log.history, session)
         messages = [*history, *[m for m in messages if m["role"] != "system"]]
     max_tokens = req.max_completion_tokens or req.max_tokens or DEFAULT_MAX_TOKENS
-    turn: SupportTurn = await anyio.to_thread.run_sync(
-        lambda: plan_turn(
-            messages,
-            kb,
-            desk.sentence_embedder,
-            company=desk.company,
-            max_tokens=max_tokens,
-            temperature=0.0 if req.temperature is None else req.temperature,
-            seed=req.seed,
-            gate=desk.gate(kb_name),
+    with tracing.span("retrieval", **{"llmeco.kb": kb_name}):
+        turn: SupportTurn = await anyio.to_thread.run_sync(
+            lambda: plan_turn(
+                messages,
+                kb,
+                desk.sentence_embedder,
+                company=desk.company,
+                max_tokens=max_tokens,
+                temperature=0.0 if req.temperature is None else req.temperature,
+                seed=req.seed,
+                gate=desk.gate(kb_name),
+            )
         )
-    )
     rid = f"chatcmpl-{ctx.request_id}"
     origin = Origin(key_id_of(request.scope), req.user or None, ctx.request_id)
     # The log keeps what the user wrote, not the retrieval query (which may prepend the
@@ -129,7 +134,9 @@ async def support_chat(
     }
     headers = {"x-session-id": session}
     created = int(time.time())
+    state.metrics.app_turns.labels(APP).inc()
     if turn.spec is None:
+        state.metrics.app_handoffs.labels(APP).inc()
         ctx.model = req.model
         handoff_id = await anyio.to_thread.run_sync(
             lambda: desk.log.record_handoff(
@@ -156,9 +163,13 @@ async def support_chat(
             headers=headers,
         )
     raw = await call.text(request)
-    text = await anyio.to_thread.run_sync(ground, raw, turn, desk.sentence_embedder)
+    with tracing.span("grounding"):
+        text = await anyio.to_thread.run_sync(ground, raw, turn, desk.sentence_embedder)
     gen = call.generation
-    await anyio.to_thread.run_sync(desk.log.record_turn, session, kb_name, said, text, rid, origin)
+    with tracing.span("conversation.record"):
+        await anyio.to_thread.run_sync(
+            desk.log.record_turn, session, kb_name, said, text, rid, origin
+        )
     finish = "stop"
     return _json(
         rid,

@@ -22,8 +22,11 @@ class ModelCard(BaseModel):
     #: llmeco extra: what the model serves ("generate": chat/completions, "embed":
     #: /v1/embeddings, "support": the support assistant, "classify": a trained classifier
     #: for /v1/tasks/classify and /sentiment, "agent": an agent that calls tools, served on
-    #: /v1/chat/completions as ``agent:<name>``).
-    task: Literal["generate", "embed", "support", "classify", "agent"] = "generate"
+    #: /v1/chat/completions as ``agent:<name>``, "transcribe": speech-to-text on
+    #: /v1/audio/transcriptions, "speech": text-to-speech on /v1/audio/speech).
+    task: Literal["generate", "embed", "support", "classify", "agent", "transcribe", "speech"] = (
+        "generate"
+    )
     #: llmeco extra, classifiers only: the labels it can produce.
     labels: list[str] | None = None
 

@@ -3,9 +3,11 @@ then what each chat backend serves (the support assistant's knowledge bases, …
 
 from __future__ import annotations
 
+from typing import Literal
+
 from llmeco.errors import NotFound
 from llmeco.server.openai.models.protocol import ModelCard, ModelList
-from llmeco.server.state import ServerState
+from llmeco.server.state import ServerState, request_guard
 
 
 class OpenAIServingModels:
@@ -49,6 +51,7 @@ class OpenAIServingModels:
             for name, c in self.state.classifiers.items()
             if self.state.visible(name)
         ]
+        cards += speech_cards(self.state)
         for backend in self.state.chat_backends.values():
             cards += [c for c in backend.model_cards(self.state) if self.state.visible(c.id)]
         if self.state.gateway is not None:
@@ -59,6 +62,8 @@ class OpenAIServingModels:
     def get(self, model: str) -> ModelCard:
         """One model by name or alias; 404 when unknown."""
         name = self.state.aliases.get(model, model)
+        if self.state.speech is not None:
+            name = self.state.speech.aliases.get(name, name)
         if self.state.embedder is not None and model in self.state.embedder_names():
             name = self.state.embedder.name
         served = (*self.state.engines, *self.state.embedder_names(), *self.state.classifiers)
@@ -70,3 +75,20 @@ class OpenAIServingModels:
             if card.id == name:
                 return card
         raise NotFound(f"The model `{model}` does not exist.", param="model")
+
+
+def speech_cards(state: ServerState) -> list[ModelCard]:
+    """The speech models (``task`` transcribe or speech) the caller's key may use."""
+    speech = state.speech
+    if speech is None:
+        return []
+    guard = request_guard.get()
+    kinds: list[tuple[str, Literal["transcribe", "speech"], int]] = [
+        (n, "transcribe", 448) for n in speech.recognizers
+    ]
+    kinds += [(n, "speech", s.max_input) for n, s in speech.synthesizers.items()]
+    return [
+        ModelCard(id=name, created=state.started, max_model_len=size, task=task)
+        for name, task, size in kinds
+        if guard is None or guard.allows_model(speech.names_of(name))
+    ]

@@ -1,0 +1,1 @@
+"""``/v1/audio/*``: OpenAI-compatible transcription, translation and speech."""

@@ -1,0 +1,1 @@
+"""``POST /v1/apps/voice/{kb}``: the support assistant by voice."""
