@@ -1,18 +1,19 @@
 """Gateway overhead: what llmeco adds in front of an upstream, JSON lines out.
 
-    .venv/bin/python benchmarks/gateway.py [--model PATH|default] [--requests 200] [--rounds 2]
+    .venv/bin/python benchmarks/gateway.py [--model PATH|default] [--upstream model|stub]
+                                           [--requests 200] [--rounds 2]
 
-One upstream ``llmeco serve --no-auth`` serves the model; in front of it, in their own
-processes: **gateway** (``llmeco serve --no-auth --upstream``: the relay alone),
-**gateway_governed** (auth with an API key, limits and the audit ledger on, as deployed), and,
-when its venv exists (``python scripts/peer_venv.py litellm``), **litellm**'s proxy as the
-peer. Each request is a one-token completion (so the upstream's own time is short and
-steady); each target gets ``--requests`` requests at concurrency 1 and 32, alternating with
+One upstream ``llmeco serve --no-auth`` serves the model (or, with ``--upstream stub``, a
+constant-time OpenAI-compatible stub answers in microseconds, which isolates the overhead); in
+front of it, in their own processes: **gateway** (``llmeco serve --no-auth --upstream``: the
+relay alone), **gateway_governed** (auth with an API key, limits and the audit ledger on, as
+deployed), and, when its venv exists (``python scripts/peer_venv.py litellm``), **litellm**'s
+proxy as the peer. Each request is a one-token completion (so the upstream's own time is short
+and steady); each target gets ``--requests`` requests at concurrency 1 and 32, alternating with
 direct calls to the upstream for ``--rounds`` rounds. Latency is send → full response over
-keep-alive connections; then the same for streamed four-token completions, send → first
-SSE event (TTFT). Each line reports p50/p99 per target and the added p50/p99
-(target − direct, same round). On a shared machine, read ``load_average_1m``: a busy CPU
-inflates every target alike.
+keep-alive connections; then the same for streamed four-token completions, send → first SSE
+event (TTFT). Each line reports p50/p99 per target and the added p50/p99 (target − direct, same
+round). On a shared machine, read ``load_average_1m``: a busy CPU inflates every target alike.
 """
 
 from __future__ import annotations
@@ -131,6 +132,13 @@ def pct(values: list[float], q: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="default")
+    parser.add_argument(
+        "--upstream",
+        choices=["model", "stub"],
+        default="model",
+        help="model: llmeco serving --model; stub: benchmarks/peers/stub_upstream.py, "
+        "fixed answers in microseconds, so the overhead is not lost in the model's variance",
+    )
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
@@ -139,7 +147,17 @@ def main() -> None:
     try:
         up_port = free_port()
         up = f"http://127.0.0.1:{up_port}"
-        up_cmd = [LLMECO, "serve", "--no-auth", "--no-embeddings", "--model", args.model]
+        if args.upstream == "stub":
+            up_cmd = [
+                str(Path(sys.executable).parent / "uvicorn"),
+                "--app-dir",
+                str(ROOT / "benchmarks" / "peers"),
+                "stub_upstream:app",
+                "--log-level",
+                "warning",
+            ]
+        else:
+            up_cmd = [LLMECO, "serve", "--no-auth", "--no-embeddings", "--model", args.model]
         home = Path(os.environ.get("LLMECO_HOME", tmp / "up"))
         procs.append(start([*up_cmd, "--port", str(up_port)], llmeco_env(home), up + "/health"))
         model = httpx.get(up + "/v1/models", timeout=30).json()["data"][0]["id"]
@@ -229,7 +247,7 @@ def main() -> None:
                     "requests": len(values),
                     "p50_ms": pct(values, 50),
                     "p99_ms": pct(values, 99),
-                    "model": args.model,
+                    "model": args.model if args.upstream == "model" else "stub",
                     "load_average_1m": round(os.getloadavg()[0], 2),
                 }
                 if target != "direct":

@@ -40,6 +40,12 @@ PEERS: dict[str, list[str]] = {
     ],
 }
 
+#: Extra environment for building a peer. llama.cpp's default build tunes its kernels to the
+#: build machine's CPU (GGML_NATIVE); on the virtual CPUs here that build crashed with a
+#: general protection fault in libggml-cpu on the first chat request, so it is built for a
+#: portable baseline instead.
+BUILD_ENV = {"llama-cpp": {"CMAKE_ARGS": "-DGGML_NATIVE=OFF"}}
+
 STAMP = "llmeco-peer.ok"
 
 
@@ -96,7 +102,8 @@ def build(name: str, *, quiet: bool = False) -> Path:
     subprocess.run([*pip, "--upgrade", "pip", "wheel", "setuptools"], check=True)
     env = dict(os.environ)
     env.setdefault("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 1))
-    subprocess.run([*pip, *PEERS[name]], check=True, env=env)
+    env.update(BUILD_ENV.get(name, {}))
+    subprocess.run([*pip, "--no-cache-dir", *PEERS[name]], check=True, env=env)
     frozen = subprocess.run(
         [str(python), "-m", "pip", "freeze"], check=True, capture_output=True, text=True
     ).stdout

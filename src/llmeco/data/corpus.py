@@ -261,7 +261,9 @@ def keys_shard(job: dict[str, Any]) -> dict[str, Any]:
             if gone:
                 drops = LineDrops()
                 lines = []
-                reason = ("span_" if cfg.line_dedup.sentence_spans else "") + "repeated_across_documents"
+                reason = (
+                    "span_" if cfg.line_dedup.sentence_spans else ""
+                ) + "repeated_across_documents"
                 for line_units in dedup_units(text, cfg.line_dedup.sentence_spans):
                     kept_units = []
                     for u in line_units:

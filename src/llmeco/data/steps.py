@@ -21,6 +21,7 @@ five examples (:class:`StepStats`).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -218,7 +219,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?。！？])[\"'”’)\]]*\s+")
 def dedup_units(text: str, sentence_spans: bool) -> list[list[str]]:
     """What corpus-wide dedup compares, line by line: each (stripped) line as one unit, or
     with ``sentence_spans`` the line's sentences in consecutive groups of three (C4)."""
-    out = []
+    out: list[list[str]] = []
     for line in text.split("\n"):
         stripped = line.strip()
         if not stripped:
@@ -228,7 +229,7 @@ def dedup_units(text: str, sentence_spans: bool) -> list[list[str]]:
         else:
             ends = [m.end() for m in _SENTENCE_END.finditer(stripped)]
             cuts = [0, *ends[2::3], len(stripped)]
-            spans = [stripped[a:b].strip() for a, b in zip(cuts, cuts[1:], strict=False)]
+            spans = [stripped[a:b].strip() for a, b in itertools.pairwise(cuts)]
             out.append([s for s in spans if s])
     return out
 

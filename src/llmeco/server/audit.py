@@ -44,6 +44,10 @@ log = logging.getLogger("llmeco.server.audit")
 
 #: Most bytes of each body kept when the ledger stores bodies (their hash covers all).
 MAX_KEPT_BODY = 1 << 20
+#: The same for the speech routes, whose bodies are audio: kept whole up to the upload limit's
+#: order of size, since a cut recording is of no use to whoever must review it.
+MAX_KEPT_AUDIO_BODY = 32 << 20
+AUDIO_PATHS = ("/v1/audio/", "/v1/apps/voice/")
 _USAGE = re.compile(rb'"usage":\s*(\{[^{}]*\})')
 
 
@@ -100,6 +104,11 @@ class _AuditedCall:
         self.start = time.perf_counter()
         self.started = utc_now()
         self.keep = ledger.store_bodies
+        self.keep_limit = (
+            MAX_KEPT_AUDIO_BODY
+            if str(scope.get("path", "")).startswith(AUDIO_PATHS)
+            else MAX_KEPT_BODY
+        )
         self.req_hash = hashlib.sha256()
         self.req_bytes = 0
         self.req_kept: list[bytes] = []
@@ -121,7 +130,7 @@ class _AuditedCall:
             self.req_hash.update(body)
             self.req_bytes += len(body)
             if self.keep:
-                _keep(self.req_kept, body)
+                _keep(self.req_kept, body, self.keep_limit)
         return message
 
     async def send(self, message: Message) -> None:
@@ -144,7 +153,7 @@ class _AuditedCall:
         self.resp_hash.update(body)
         self.resp_bytes += len(body)
         if self.keep:
-            _keep(self.resp_kept, body)
+            _keep(self.resp_kept, body, self.keep_limit)
         if b'"usage"' in body:
             self._note_usage(body)
         more = bool(message.get("more_body", False))
@@ -241,8 +250,8 @@ class _AuditedCall:
         )
 
 
-def _keep(kept: list[bytes], chunk: bytes) -> None:
-    room = MAX_KEPT_BODY - sum(len(c) for c in kept)
+def _keep(kept: list[bytes], chunk: bytes, limit: int) -> None:
+    room = limit - sum(len(c) for c in kept)
     if room > 0 and chunk:
         kept.append(chunk[:room])
 

@@ -190,3 +190,30 @@ async def test_bodies_kept_only_when_configured(tmp_path: Path) -> None:
         entry = read_entry(ledger.store, 1, Cipher.from_settings(settings))
     assert "[EMAIL]" in entry["request_body"] and "jane" not in entry["request_body"]
     assert "Hello from the fake engine." in entry["response_body"]
+
+
+async def test_binary_bodies_are_kept_whole_and_exact(tmp_path: Path) -> None:
+    """Audio is not text: a speech upload is kept byte for byte (base64), past the 1 MiB
+    that text bodies are cut at, not mangled by UTF-8 decoding and redaction."""
+    import base64
+    import os
+
+    settings = Settings(home=tmp_path, audit_store_bodies=True)
+    blob = b"RIFF" + os.urandom(2 * 1024 * 1024)  # not UTF-8, larger than a kept text body
+    with AuditLedger.open(settings) as ledger:
+        fake = FakeEngine()
+        app = build_app(settings, {fake.name: fake}, ledger=ledger)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t"
+        ) as c:
+            await c.post(
+                "/v1/audio/transcriptions",
+                files={"file": ("question.wav", blob, "audio/wav")},
+                data={"model": "whisper-1"},
+            )
+        from llmeco.governance.crypto import Cipher
+
+        entry = read_entry(ledger.store, 1, Cipher.from_settings(settings))
+    stored = entry["request_body"]
+    assert stored.startswith("base64:")
+    assert blob in base64.b64decode(stored[len("base64:") :])

@@ -53,6 +53,7 @@ Failure
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import contextlib
 import hashlib
@@ -181,6 +182,22 @@ def indexed_columns(payload: Mapping[str, Any]) -> dict[str, Any]:
 def chain_hash(prev_hash: str, payload: bytes) -> str:
     """``SHA-256(prev_hash ‖ payload)`` as hex."""
     return hashlib.sha256(bytes.fromhex(prev_hash) + payload).hexdigest()
+
+
+#: Prefix of a stored body that was binary (audio, a multipart upload with a file in it).
+BINARY_BODY_PREFIX = "base64:"
+
+
+def storable_body(body: bytes) -> str:
+    """A body as the ledger stores it: text PII-redacted; a body that is not UTF-8 (audio, a
+    multipart upload carrying a file) as ``base64:`` and its bytes, whole — there is no text
+    to redact in it, and a recording mangled by text decoding could not be played back."""
+    from llmeco.governance.redact import redact
+
+    try:
+        return redact(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        return BINARY_BODY_PREFIX + base64.b64encode(body).decode("ascii")
 
 
 def latest_checkpoint(store: Store) -> Checkpoint | None:
@@ -495,16 +512,11 @@ class AuditLedger:
                 conn.discard()
 
     def _prepare_bodies(self, p: _Pending) -> tuple[str, str] | None:
-        """Redacted bodies (decoded as UTF-8) ready to seal, off the request path."""
+        """Bodies ready to seal, off the request path (see :func:`storable_body`)."""
         if p.bodies is None or self.cipher is None:
             return None
-        from llmeco.governance.redact import redact
-
         req, resp = p.bodies
-        return (
-            redact((req or b"").decode("utf-8", "replace")),
-            redact((resp or b"").decode("utf-8", "replace")),
-        )
+        return storable_body(req or b""), storable_body(resp or b"")
 
     def _commit(
         self, batch: list[_Pending], bodies: list[tuple[str, str] | None], force: bool
