@@ -11,8 +11,9 @@ process on the first N MB:
   (Gopher repetition, Gopher quality, C4, FineWeb) and nothing else;
 * ``llmeco-full``: the whole corpus pipeline (language id keeping English, the four filters,
   line dedup in and across documents, exact + MinHash dedup, PII redaction, zstd shards);
-* ``datatrove``: its ``LocalPipelineExecutor`` (1 worker) with JsonlReader, the same four
-  filters at their defaults, and JsonlWriter (``benchmarks/data_peer_datatrove.py``);
+* ``datatrove``: its ``LocalPipelineExecutor`` (``--peer-workers``, 1 by default) with
+  JsonlReader, the same four filters at their defaults, and JsonlWriter
+  (``benchmarks/data_peer_datatrove.py``);
 * ``llmeco-full-ray``: the whole pipeline with ``--ray --workers 2`` (a local Ray cluster).
 
 Per run: wall seconds, CPU seconds of the process tree (user + sys), documents/s and MB/s
@@ -165,6 +166,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 200])
     parser.add_argument("--peer-mb", type=int, default=20)
+    parser.add_argument(
+        "--peer-workers", type=int, default=1, help="datatrove's local executor tasks/workers"
+    )
     parser.add_argument("--ray-mb", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=Path("/tmp/llmeco-bench-data"))
@@ -216,7 +220,7 @@ def main() -> int:
                 "{in}",
                 "{out}",
                 "--workers",
-                "1",
+                str(args.peer_workers),
                 "--logs",
                 str(args.work / "dt-logs"),
             ],

