@@ -49,6 +49,7 @@ from llmeco.errors import ConfigError, UnsafeFile
 from llmeco.registry.artifacts import file_sha256
 from llmeco.settings import Settings
 from llmeco.store.db import database_url
+from llmeco.store.files import fsync_dir
 
 #: Called when a stage starts, with its name and how many bytes it will go through (or None).
 StageHook = Callable[[str, int | None], None]
@@ -168,14 +169,6 @@ def _prepare_out(out: Path) -> Path:
     return tmp
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def create_backup(
     settings: Settings,
     out: Path,
@@ -251,11 +244,11 @@ def create_backup(
             files=final,
         )
         manifest.write(tmp)
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         if out.is_dir():
             out.rmdir()
         os.replace(tmp, out)
-        _fsync_dir(out.parent)
+        fsync_dir(out.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

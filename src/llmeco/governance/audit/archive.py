@@ -51,6 +51,7 @@ from llmeco.governance.audit.checkpoint import Checkpoint, canonical_json
 from llmeco.governance.audit.ledger import utc_now
 from llmeco.governance.audit.walk import ARCHIVE_ACTION, ChainState, ChainWalker, Problem
 from llmeco.store import Store
+from llmeco.store.files import fsync_dir
 
 if TYPE_CHECKING:
     from llmeco.governance.audit.ledger import AuditLedger
@@ -239,19 +240,11 @@ def write_archive(
             f.flush()
             os.fsync(f.fileno())
         os.replace(partial, out)
-        _fsync_dir(out.parent)
+        fsync_dir(out.parent)
     finally:
         body.unlink(missing_ok=True)
         partial.unlink(missing_ok=True)
     return ArchiveFile.open(out)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def delete_archived(
