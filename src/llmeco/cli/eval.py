@@ -48,6 +48,15 @@ def run(
     batch_tokens: Annotated[
         int, typer.Option(min=16, help="Tokens per scoring forward pass (batch size × length).")
     ] = 4096,
+    via_server: Annotated[
+        str | None,
+        typer.Option(
+            "--via-server",
+            help="Score log-likelihoods through this llmeco server's prompt logprobs "
+            "(e.g. http://127.0.0.1:8000) instead of a local copy of the model; the served "
+            "model's name must be --model's.",
+        ),
+    ] = None,
 ) -> None:
     """Evaluate a model on a suite; write JSON, Markdown and a PNG chart."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -93,6 +102,7 @@ def run(
                 batch_tokens=batch_tokens,
                 concurrency=concurrency,
                 progress=progress,
+                scoring_url=via_server,
             )
         )
     print_results(record)

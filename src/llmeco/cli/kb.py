@@ -135,16 +135,65 @@ def search(
 @kb_app.command("eval")
 def evaluate(
     name: str = typer.Argument(..., help="Knowledge base to score."),
-    questions: Path = typer.Argument(..., help="JSONL question set (query, relevant, answer)."),
-    k: int = typer.Option(5, "-k", "--top-k", min=1, help="Cutoff for hit@k and MRR."),
+    questions: list[Path] = typer.Argument(
+        ...,
+        help="JSONL question sets (query, relevant, answer; unanswerable ones with an empty "
+        "relevant; conversations as turns).",
+    ),
+    k: int = typer.Option(5, "-k", "--top-k", min=1, help="Cutoff for hit@k, MRR and nDCG."),
+    answers: bool = typer.Option(
+        False,
+        "--answers",
+        help="Also run the support assistant through the model and score its answers "
+        "(correct, cited, grounded, hand-off precision/recall, follow-ups, latency).",
+    ),
+    model: str = typer.Option("default", "--model", help="With --answers: the model."),
+    max_tokens: int = typer.Option(60, "--max-tokens", min=1, help="With --answers."),
+    concurrency: int = typer.Option(8, "--concurrency", min=1, help="With --answers."),
+    details: Path = typer.Option(None, "--details", help="With --answers: outcomes (JSONL)."),
 ) -> None:
-    """Score retrieval on a question set: hit@1/3/k and MRR@k, as JSON."""
+    """Score retrieval on question sets (hit@1/3/k, MRR@k, nDCG@k) and, with ``--answers``,
+    the assistant's answers; prints JSON."""
     from llmeco.rag.evaluate import load_questions, score
 
     kb = _open(name)
     cutoffs = sorted({1, 3, k})
-    result = score(lambda q: kb.search(q, k), load_questions(questions), cutoffs=cutoffs)
-    typer.echo(json.dumps(result.to_dict(), indent=2))
+    qs = [q for path in questions for q in load_questions(path)]
+    result: dict[str, object] = {
+        "retrieval": score(lambda q: kb.search(q, k), qs, cutoffs=cutoffs).to_dict()
+    }
+    if answers:
+        import asyncio
+
+        from llmeco.apps.support.evaluate import load_items
+        from llmeco.rag.kb import default_embedder
+        from llmeco.server.support.evaluation import evaluate_answers
+        from llmeco.settings import Settings
+
+        items = [item for path in questions for item in load_items(path)]
+        scored = asyncio.run(
+            evaluate_answers(
+                Settings(),
+                name,
+                items,
+                default_embedder(),
+                model=model,
+                max_tokens=max_tokens,
+                concurrency=concurrency,
+            )
+        )
+        result["answers"] = scored.to_dict()
+        if details is not None:
+            details.write_text(
+                "".join(
+                    json.dumps(o, ensure_ascii=False) + "\n"
+                    for o in scored.to_dict(details=True)["outcomes"]
+                ),
+                encoding="utf-8",
+            )
+    else:
+        result = result["retrieval"]  # type: ignore[assignment]
+    typer.echo(json.dumps(result, indent=2))
 
 
 @kb_app.command("calibrate")

@@ -31,6 +31,7 @@ from llmeco.cli.kb import kb_app
 from llmeco.cli.keys import keys_app
 from llmeco.cli.mcp import mcp_app
 from llmeco.cli.models import models_app
+from llmeco.cli.plugins import plugins_app
 from llmeco.cli.serve import serve
 from llmeco.cli.top import top
 from llmeco.cli.train import train_app
@@ -99,3 +100,4 @@ app.add_typer(feedback_app, name="feedback")
 app.add_typer(eval_app, name="eval")
 app.add_typer(models_app, name="models")
 app.add_typer(mcp_app, name="mcp")
+app.add_typer(plugins_app, name="plugins")

@@ -36,7 +36,7 @@ import numpy as np
 
 from llmeco.data.c4 import LineDrops
 from llmeco.data.minhash import band_keys, band_params
-from llmeco.data.readers import SUPPORTED, read_file
+from llmeco.data.readers import read_file, supported_suffixes
 from llmeco.data.shards import digest, file_sha256, iter_jsonl, read_json, write_json, write_jsonl
 from llmeco.data.split import is_validation
 from llmeco.data.steps import CorpusConfig, StepStats, dedup_units, process_document
@@ -68,6 +68,7 @@ def expand_corpus_inputs(inputs: list[Path]) -> list[Path]:
         NotFound: an input does not exist.
     """
     files: list[Path] = []
+    suffixes = supported_suffixes()
     for item in inputs:
         if not item.exists():
             raise NotFound(f"{item}: no such file or folder")
@@ -75,7 +76,7 @@ def expand_corpus_inputs(inputs: list[Path]) -> list[Path]:
             files.append(item)
             continue
         for path in sorted(item.rglob("*")):
-            readable = path.name.endswith(".jsonl.zst") or path.suffix.lower() in SUPPORTED
+            readable = path.name.endswith(".jsonl.zst") or path.suffix.lower() in suffixes
             if path.is_file() and not path.name.startswith(".") and readable:
                 files.append(path)
     return files

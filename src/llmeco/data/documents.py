@@ -3,7 +3,8 @@
 
 HTML and docx come out as Markdown-style text (headings as ``#`` lines, blank lines between
 blocks), the shape both data preparation (:mod:`llmeco.data.readers`) and knowledge bases
-(:mod:`llmeco.rag.parse`) read; a PDF gives its text layer.
+(:mod:`llmeco.rag.parse`) read; a PDF gives its text layer, with headings from its outline
+(bookmarks) when it has one.
 """
 
 from __future__ import annotations
@@ -17,8 +18,13 @@ from llmeco.errors import ConfigError
 
 
 def pdf_text(path: Path) -> str:
-    """Text of every page of a PDF (pages separated by blank lines).
+    """Text of every page of a PDF (pages separated by blank lines), headings restored from
+    its outline.
 
+    A PDF's text layer has no heading markup, but most generated PDFs carry an outline
+    (bookmarks). Each outline entry whose title is a line of the page it points to becomes a
+    ``#`` heading line (one ``#`` per outline level), so the chunker sees the document's
+    sections, as it does for HTML and .docx. Without an outline the text is unchanged.
     Scanned PDFs have no text layer and yield nothing; OCR is out of scope.
     """
     from pypdf import PdfReader
@@ -29,7 +35,46 @@ def pdf_text(path: Path) -> str:
         pages = [page.extract_text() or "" for page in reader.pages]
     except (PdfReadError, ValueError, KeyError) as exc:
         raise ConfigError(f"{path}: cannot read PDF ({exc})") from exc
+    pages = _mark_headings(pages, _outline(reader))
     return "\n\n".join(p.strip() for p in pages if p.strip())
+
+
+def _outline(reader: Any) -> list[tuple[int, int, str]]:
+    """(page index, level from 1, title) of each outline entry, in outline order; empty when
+    the PDF has none or it cannot be read (headings are a bonus, never a reason to fail)."""
+    out: list[tuple[int, int, str]] = []
+
+    def walk(items: list[Any], level: int) -> None:
+        for item in items:
+            if isinstance(item, list):
+                walk(item, level + 1)  # a nested list holds the previous entry's children
+                continue
+            page = reader.get_destination_page_number(item)
+            title = " ".join(str(item.title or "").split())
+            if page is not None and page >= 0 and title:
+                out.append((page, level, title))
+
+    try:
+        walk(list(reader.outline), 1)
+    except Exception:  # pypdf raises assorted errors on a damaged outline
+        return []
+    return out
+
+
+def _mark_headings(pages: list[str], outline: list[tuple[int, int, str]]) -> list[str]:
+    """``pages`` with each outline title's line (searched in order from the previous heading
+    on its page) turned into a ``#`` heading line."""
+    lines = [page.split("\n") for page in pages]
+    cursor = dict.fromkeys(range(len(pages)), 0)
+    for page, level, title in outline:
+        if page >= len(lines):
+            continue
+        for i in range(cursor[page], len(lines[page])):
+            if " ".join(lines[page][i].split()) == title:
+                lines[page][i] = "#" * min(level, 6) + " " + title
+                cursor[page] = i + 1
+                break
+    return ["\n".join(page_lines) for page_lines in lines]
 
 
 def parquet_rows(path: Path) -> list[dict[str, Any]]:

@@ -27,10 +27,12 @@ from typing import Any
 
 from llmeco.data import documents
 from llmeco.errors import ConfigError, NotFound
+from llmeco.plugins import get_registry
 
 Record = dict[str, Any]
 
-#: Suffixes we read, and those we recognise but cannot read without an extra dependency.
+#: Suffixes of the built-in readers, and those we recognise but cannot read (a clear error
+#: instead of "unknown file"); plugins add more (:func:`supported_suffixes`).
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".text"}
 HTML_SUFFIXES = {".html", ".htm"}
 SUPPORTED = TEXT_SUFFIXES | HTML_SUFFIXES | {".jsonl", ".csv", ".pdf", ".docx", ".parquet"}
@@ -62,7 +64,7 @@ def expand_inputs(inputs: Iterable[Path]) -> list[Path]:
             raise NotFound(f"{item}: no such file or folder")
         if item.is_dir():
             for path in sorted(item.rglob("*")):
-                known = path.suffix.lower() in SUPPORTED | UNSUPPORTED
+                known = path.suffix.lower() in supported_suffixes() | UNSUPPORTED
                 if path.is_file() and not path.name.startswith(".") and known:
                     files.append(path)
         else:
@@ -71,35 +73,72 @@ def expand_inputs(inputs: Iterable[Path]) -> list[Path]:
 
 
 def read_file(path: Path) -> list[Record]:
-    """All records of one file, chosen by its suffix.
+    """All records of one file, read by the reader registered for its suffix.
+
+    The built-in readers (:func:`read_text`, :func:`read_html` …) register through the
+    plugin hooks like any other (:mod:`llmeco.data.plugin`), so a plugin can add a format
+    or replace one.
 
     Raises:
         ConfigError: unsupported format, unreadable encoding or a malformed row; the
             message starts with the file name.
     """
     suffix = path.suffix.lower()
-    if suffix in UNSUPPORTED or suffix not in SUPPORTED:
+    reader = get_registry().readers().get(suffix)
+    if reader is None or suffix in UNSUPPORTED:
+        known = ", ".join(sorted(supported_suffixes()))
         raise ConfigError(
-            f"{path}: unsupported format {suffix or '(no suffix)'!r}; llmeco reads "
-            ".txt, .md, .html, .jsonl, .csv, .pdf, .docx and .parquet (convert it to one of these)"
+            f"{path}: unsupported format {suffix or '(no suffix)'!r}; llmeco reads {known} "
+            "(convert it to one of these, or install a plugin that reads it)"
         )
-    if suffix == ".pdf":
-        return [_text(p, path) for p in split_paragraphs(documents.pdf_text(path))]
-    if suffix == ".docx":
-        return [_text(p, path) for p in split_paragraphs(documents.docx_markdown(path))]
-    if suffix == ".parquet":
-        return _records(documents.parquet_rows(path), path, first_row=1)
+    return reader.read(path)
+
+
+def supported_suffixes() -> set[str]:
+    """Every suffix a registered reader handles (built-ins and plugins)."""
+    return set(get_registry().readers())
+
+
+def _utf8(path: Path) -> str:
     try:
-        raw = path.read_text(encoding="utf-8-sig")
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
-    if suffix in TEXT_SUFFIXES:
-        return [_text(p, path) for p in split_paragraphs(raw)]
-    if suffix in HTML_SUFFIXES:
-        return [_text(p, path) for p in split_paragraphs(documents.html_markdown(raw))]
-    if suffix == ".jsonl":
-        return list(_read_jsonl(raw, path))
-    return list(_read_csv(raw, path))
+
+
+def read_text(path: Path) -> list[Record]:
+    """Plain text and Markdown: one record per blank-line separated block."""
+    return [_text(p, path) for p in split_paragraphs(_utf8(path))]
+
+
+def read_html(path: Path) -> list[Record]:
+    """HTML, converted to Markdown first: one record per block."""
+    return [_text(p, path) for p in split_paragraphs(documents.html_markdown(_utf8(path)))]
+
+
+def read_pdf(path: Path) -> list[Record]:
+    """A PDF's text layer: one record per block."""
+    return [_text(p, path) for p in split_paragraphs(documents.pdf_text(path))]
+
+
+def read_docx(path: Path) -> list[Record]:
+    """A Word document as Markdown: one record per block."""
+    return [_text(p, path) for p in split_paragraphs(documents.docx_markdown(path))]
+
+
+def read_parquet(path: Path) -> list[Record]:
+    """A Parquet table: one record per row (the same layouts as JSONL)."""
+    return _records(documents.parquet_rows(path), path, first_row=1)
+
+
+def read_jsonl(path: Path) -> list[Record]:
+    """JSON Lines: one record per object (text, labelled, or chat layouts)."""
+    return list(_read_jsonl(_utf8(path), path))
+
+
+def read_csv(path: Path) -> list[Record]:
+    """CSV with a header row (``text``[, ``label``] or chat columns)."""
+    return list(_read_csv(_utf8(path), path))
 
 
 def split_paragraphs(text: str) -> list[str]:

@@ -24,6 +24,7 @@ from llmeco.engine.core import EngineCore, RequestState
 from llmeco.engine.protocol import EngineStats, ModelInfo
 from llmeco.engine.request import ChatPrompt, Prompt, RequestOutput, SamplingParams
 from llmeco.engine.runner import ModelRunner, kv_bytes_per_token
+from llmeco.engine.speculative import DraftModelProposer, Speculator, parse_speculative
 from llmeco.errors import ConfigError, EngineDead, GenerateError, InvalidRequest
 from llmeco.modeling.chat import chat_template_source, render_chat
 from llmeco.modeling.tool_parsers import detect_tool_parser
@@ -72,7 +73,7 @@ class AsyncEngine:
     @classmethod
     def from_ref(cls, ref: str, settings: Settings, name: str | None = None) -> AsyncEngine:
         """Load a model reference (``default``, a HF directory, a ``.gguf``) and start serving."""
-        from llmeco.modeling.llama import LlamaDims, LlamaModel
+        from llmeco.modeling.decoder import build_model
         from llmeco.modeling.load import (
             eos_token_ids,
             load_config,
@@ -91,23 +92,26 @@ class AsyncEngine:
             device = select_device(settings)
             dtype = select_dtype(settings, device)
             config = load_config(source.path)
-            if getattr(config, "model_type", "llama") not in {"llama", "mistral", "smollm"}:
-                raise ConfigError(
-                    f"{ref}: model type {config.model_type!r} is not supported by the native "
-                    "engine (Llama-architecture models are)"
-                )
-            dims = LlamaDims.from_config(config)
-            with torch.device("meta"):
-                model = LlamaModel(dims, config)
-            model = model.to_empty(device=device).to(dtype)
+            try:
+                model = build_model(config, device, dtype)
+            except ConfigError as exc:
+                raise ConfigError(f"{ref}: {exc}") from None
             model.load_hf_state_dict(load_state_dict(source.path, device, dtype))
             model.eval()
-            if settings.quantization == "int8":
-                from llmeco.modeling.quant import quantize_int8
+            method = settings.quantization_for(device.type)
+            if method != "none":
+                from llmeco.modeling.quant import quantize
 
-                quantize_int8(model)
+                quantize(model, method)
             tokenizer = load_tokenizer(source.path)
             eos = eos_token_ids(source.path, tokenizer)
+            draft = None
+            spec = parse_speculative(settings.speculative, settings.num_speculative_tokens)
+            if spec.method == "draft":  # a smaller model of the same tokenizer
+                draft_source = resolve_model(spec.draft_model, settings, resolve_ref=resolve_local)
+                draft = build_model(load_config(draft_source.path), device, dtype)
+                draft.load_hf_state_dict(load_state_dict(draft_source.path, device, dtype))
+                draft.eval()
             return _build_core(
                 model,
                 tokenizer,
@@ -116,6 +120,7 @@ class AsyncEngine:
                 name or source.name,
                 source.origin,
                 version=source.version,
+                draft_model=draft,
             )
 
         return cls(build)
@@ -129,9 +134,15 @@ class AsyncEngine:
         settings: Settings,
         name: str,
         source: str = "",
+        draft_model: Any = None,
     ) -> AsyncEngine:
-        """Serve an already built :class:`~llmeco.modeling.llama.LlamaModel`."""
-        return cls(lambda: _build_core(model, tokenizer, eos_ids, settings, name, source))
+        """Serve an already built :class:`~llmeco.modeling.decoder.DecoderModel` (and, for
+        ``LLMECO_SPECULATIVE=draft:...``, an already built draft model)."""
+        return cls(
+            lambda: _build_core(
+                model, tokenizer, eos_ids, settings, name, source, draft_model=draft_model
+            )
+        )
 
     # -- EngineClient ---------------------------------------------------------------
     @property
@@ -213,8 +224,17 @@ class AsyncEngine:
         """Running/waiting counts and KV usage right now."""
         used, total = self._core.kv_usage()
         sched = self._core.scheduler
+        cache = self._core.pool.stats
         return EngineStats(
-            sched.num_running, sched.num_waiting, used, total, preemptions=sched.num_preemptions
+            sched.num_running,
+            sched.num_waiting,
+            used,
+            total,
+            preemptions=sched.num_preemptions,
+            prefix_queried_tokens=cache.queried_tokens,
+            prefix_hit_tokens=cache.hit_tokens,
+            spec_draft_tokens=self._core.speculator.stats.draft_tokens,
+            spec_accepted_tokens=self._core.speculator.stats.accepted_tokens,
         )
 
     async def shutdown(self, timeout: float = 30.0) -> None:
@@ -283,6 +303,7 @@ def _build_core(
     source: str,
     *,
     version: str = "",
+    draft_model: Any = None,
 ) -> tuple[EngineCore, ModelInfo]:
     """Reserve the KV cache and assemble the core for a loaded model."""
     d = model.dims
@@ -309,6 +330,8 @@ def _build_core(
         max_num_seqs=settings.max_num_seqs,
         max_num_batched_tokens=settings.max_num_batched_tokens,
         max_queue=settings.max_queue,
+        enable_prefix_caching=settings.prefix_caching,
+        speculator=_speculator(settings, draft_model, d.vocab_size, num_blocks, block),
     )
     info = ModelInfo(
         name=name,
@@ -321,3 +344,22 @@ def _build_core(
         tool_parser=detect_tool_parser(tokenizer),
     )
     return core, info
+
+
+def _speculator(
+    settings: Settings, draft_model: Any, vocab_size: int, num_blocks: int, block: int
+) -> Speculator:
+    """The engine's speculative decoding from ``LLMECO_SPECULATIVE`` (and its draft model)."""
+    spec = parse_speculative(settings.speculative, settings.num_speculative_tokens)
+    if spec.method != "draft":
+        return Speculator(spec)
+    if draft_model is None:
+        raise ConfigError(f"LLMECO_SPECULATIVE={settings.speculative}: no draft model loaded")
+    if draft_model.dims.vocab_size != vocab_size:
+        raise ConfigError(
+            f"draft model {spec.draft_model} has a vocabulary of {draft_model.dims.vocab_size} "
+            f"tokens, the served model {vocab_size}: they must share the tokenizer"
+        )
+    param = next(draft_model.parameters())
+    runner = ModelRunner(draft_model, num_blocks, block, param.device, param.dtype)
+    return Speculator(spec, DraftModelProposer(runner, num_blocks, block))

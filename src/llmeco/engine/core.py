@@ -25,7 +25,15 @@ from llmeco.engine.request import (
 from llmeco.engine.runner import ModelRunner
 from llmeco.engine.sampler import Sampler, SequenceSamplingState, make_generator
 from llmeco.engine.scheduler import Scheduler
+from llmeco.engine.scoring import PromptScores
 from llmeco.engine.sequence import Sequence
+from llmeco.engine.speculative import (
+    Candidate,
+    Draft,
+    SpeculativeConfig,
+    Speculator,
+    speculation_allowed,
+)
 from llmeco.engine.structured import GrammarMatcher, StructuredOutputCompiler
 from llmeco.errors import ContextLengthExceeded, InvalidRequest, Overloaded
 
@@ -53,6 +61,10 @@ class RequestState:
     forked: bool = False
     first_scheduled: float | None = None
     first_token: float | None = None
+    #: The ``prediction`` text as token ids (a speculative draft source), if any.
+    prediction_ids: list[int] | None = None
+    #: Prompt-token logprobs being collected (``SamplingParams.prompt_logprobs``).
+    prompt_scores: PromptScores | None = None
 
     @property
     def finished(self) -> bool:
@@ -74,17 +86,22 @@ class EngineCore:
         max_num_seqs: int,
         max_num_batched_tokens: int,
         max_queue: int,
+        enable_prefix_caching: bool = False,
+        speculator: Speculator | None = None,
     ) -> None:
         self.runner = runner
         self.tokenizer = tokenizer
         self.eos_token_ids = set(eos_token_ids)
         self.max_model_len = max_model_len
         self.max_queue = max_queue
-        self.pool = BlockPool(num_blocks, block_size)
+        self.pool = BlockPool(num_blocks, block_size, enable_caching=enable_prefix_caching)
         self.scheduler = Scheduler(self.pool, max_num_seqs, max_num_batched_tokens)
         vocab = runner.model.dims.vocab_size
         self.sampler = Sampler(vocab, self._token_text)
         self._structured: StructuredOutputCompiler | None = None
+        #: Speculative decoding (always present: a request's ``prediction`` uses it even
+        #: when the engine's own method is off).
+        self.speculator = speculator or Speculator(SpeculativeConfig())
         self.requests: dict[str, RequestState] = {}
         self._by_seq: dict[int, tuple[RequestState, _SeqState]] = {}
         self._seq_ids = itertools.count()
@@ -130,6 +147,14 @@ class EngineCore:
                 )
             now = time.monotonic()
             req = RequestState(request_id, list(prompt_ids), params, now, sink)
+            if params.prediction:
+                ids = params.prediction
+                if isinstance(ids, str):
+                    ids = self.tokenizer(ids, add_special_tokens=False)["input_ids"]
+                # Out-of-vocabulary ids cannot be drafted (the draft would be rejected anyway).
+                req.prediction_ids = [int(t) for t in ids if 0 <= int(t) < vocab]
+            if params.prompt_logprobs is not None:
+                req.prompt_scores = PromptScores(req.prompt_ids, params.prompt_logprobs)
             req.seqs = [self._new_seq(req, 0, max_tokens, matchers[0])]
             req.pending_matchers = matchers[1:]
             self.requests[request_id] = req
@@ -167,44 +192,112 @@ class EngineCore:
                 req, _st = self._by_seq[seq.seq_id]
                 if req.first_scheduled is None:
                     req.first_scheduled = now
+            drafts = self._draft(scheduled, sample, plan.num_tokens)
+            num_logits = self._num_logits(scheduled, sample, drafts)
 
-        logits = self.runner.execute(scheduled, sample)
+        logits = self.runner.execute(scheduled, sample, num_logits)
 
         with self.lock:
             rows: list[int] = []
             row_states: list[_SeqState] = []
             row_reqs: list[RequestState] = []
-            k = 0
-            for (seq, num_new), wants in zip(scheduled, sample, strict=True):
-                if not wants:
-                    if not seq.finished:
-                        seq.num_computed += num_new
-                    continue
-                row, k = k, k + 1
+            done: list[tuple[RequestState, _SeqState, list[int]]] = []
+            end = 0
+            for i, ((seq, num_new), wants) in enumerate(zip(scheduled, sample, strict=True)):
+                n_logits = num_logits[i] if num_logits is not None else int(wants)
+                end += n_logits
+                draft = drafts.get(i)
+                if draft is not None:  # take the drafts back: only accepted ones return
+                    del seq.token_ids[len(seq.token_ids) - len(draft.tokens) :]
                 if seq.finished:  # aborted while the model ran
                     continue
-                seq.num_computed += num_new
                 req, st = self._by_seq[seq.seq_id]
+                scores = req.prompt_scores
+                if scores is not None and not scores.complete and draft is None:
+                    first_pos = seq.num_computed + num_new - n_logits
+                    scores.add(logits[end - n_logits : end], first_pos, self._token_text)
+                if draft is not None:
+                    seq.num_computed += 1
+                    st.sampling.allowed_mask = None
+                    tokens = self.speculator.verify(
+                        self.sampler, logits[end - n_logits : end], st.sampling, draft
+                    )
+                    done.append((req, st, tokens))
+                    continue
+                seq.num_computed += num_new
+                if not wants:
+                    continue
                 targets = [st]
                 if req.params.n > 1 and not req.forked:
                     targets += self._fork(req, st)
                 for t in targets:
-                    rows.append(row)
+                    if t.seq.max_tokens == 0:  # scoring only: nothing to sample
+                        done.append((req, t, []))
+                        continue
+                    rows.append(end - 1)
                     row_states.append(t)
                     row_reqs.append(req)
-            if not rows:
+            tokens_of: list[list[int]] = []
+            lps = None
+            if rows:
+                for t in row_states:
+                    t.sampling.allowed_mask = t.matcher.allowed_mask() if t.matcher else None
+                batch_logits = logits if rows == list(range(logits.shape[0])) else logits[rows]
+                result = self.sampler(batch_logits, [t.sampling for t in row_states])
+                tokens_of = [[tok] for tok in result.token_ids]
+                lps = result.logprobs
+            if lps is not None:
+                lps = lps + [None] * len(done)
+            row_reqs += [d[0] for d in done]
+            row_states += [d[1] for d in done]
+            tokens_of += [d[2] for d in done]
+            if not row_reqs:
                 return []
-            for t in row_states:
-                t.sampling.allowed_mask = t.matcher.allowed_mask() if t.matcher else None
-            batch_logits = logits if rows == list(range(logits.shape[0])) else logits[rows]
-            result = self.sampler(batch_logits, [t.sampling for t in row_states])
-            return self._update(row_reqs, row_states, result.token_ids, result.logprobs)
+            return self._update(row_reqs, row_states, tokens_of, lps)
+
+    def _draft(
+        self, scheduled: list[tuple[Sequence, int]], sample: list[bool], num_tokens: int
+    ) -> dict[int, Draft]:
+        """Speculative drafts for decoding rows: extends their tokens and their step."""
+        spec = self.speculator
+        candidates: list[Candidate] = []
+        for i, ((seq, num_new), wants) in enumerate(zip(scheduled, sample, strict=True)):
+            if not wants or num_new != 1 or seq.num_output == 0:
+                continue
+            req, st = self._by_seq[seq.seq_id]
+            if spec.config.method == "off" and req.prediction_ids is None:
+                continue
+            if not speculation_allowed(st.sampling, st.matcher is not None):
+                continue
+            left = min(seq.max_tokens - seq.num_output, self.max_model_len - seq.num_tokens)
+            candidates.append(Candidate(i, seq, st.sampling, req.prediction_ids, left - 1))
+        spec.gc(set(self._by_seq))
+        if not candidates:
+            return {}
+        budget = self.scheduler.max_num_batched_tokens - num_tokens
+        drafts = spec.propose(self.sampler, candidates, budget, self.scheduler._reserve)
+        for i, d in drafts.items():
+            seq = scheduled[i][0]
+            seq.token_ids.extend(d.tokens)
+            scheduled[i] = (seq, 1 + len(d.tokens))
+        return drafts
+
+    def _num_logits(
+        self, scheduled: list[tuple[Sequence, int]], sample: list[bool], drafts: dict[int, Draft]
+    ) -> list[int] | None:
+        """Positions whose logits each row needs, or None when only the sampled ones."""
+        counts = [int(w) for w in sample]
+        for i, (seq, num_new) in enumerate(scheduled):
+            scores = self._by_seq[seq.seq_id][0].prompt_scores
+            if i in drafts or (scores is not None and not scores.complete):
+                counts[i] = num_new
+        return None if counts == [int(w) for w in sample] else counts
 
     def _update(
         self,
         reqs: list[RequestState],
         states: list[_SeqState],
-        tokens: list[int],
+        tokens: list[list[int]],
         logprobs: list[TokenLogprob | None] | None,
     ) -> list[tuple[RequestState, RequestOutput]]:
         now = time.monotonic()
@@ -212,7 +305,7 @@ class EngineCore:
         for i, (req, st, token) in enumerate(zip(reqs, states, tokens, strict=True)):
             if req.first_token is None:
                 req.first_token = now
-            delta = self._append(req, st, token)
+            delta = self._extend(req, st, token)
             if logprobs is not None and req.params.logprobs is not None:
                 lp = logprobs[i]
                 delta.logprobs = [lp] if lp is not None else None
@@ -221,6 +314,9 @@ class EngineCore:
         for req, ds in deltas.values():
             finished = req.finished
             out = RequestOutput(req.request_id, req.prompt_ids, ds, finished=finished)
+            out.num_cached_tokens = req.seqs[0].seq.num_cached_tokens
+            if req.prompt_scores is not None and not req.prompt_scores.sent:
+                out.prompt_logprobs = req.prompt_scores.take()
             if req.first_scheduled is not None:
                 out.queue_time = req.first_scheduled - req.arrival
             if req.first_token is not None:
@@ -231,6 +327,29 @@ class EngineCore:
                     self._by_seq.pop(s.seq.seq_id, None)
             outputs.append((req, out))
         return outputs
+
+    def _extend(self, req: RequestState, st: _SeqState, tokens: list[int]) -> SequenceDelta:
+        """Append one step's tokens (several after speculation, none when only scoring).
+
+        After speculation every token but the last is an accepted draft whose K/V the
+        verify step computed, so ``num_computed`` advances past each once it is appended
+        (``token_ids[:num_computed]`` stay final for the prefix cache).
+        """
+        if not tokens:
+            delta = SequenceDelta(st.seq.index, [], "", finish_reason="length")
+            st.seq.finish_reason = "length"
+            self.scheduler.finish(st.seq)
+            return delta
+        delta = self._append(req, st, tokens[0])
+        for token in tokens[1:]:
+            if delta.finish_reason is not None:
+                break
+            st.seq.num_computed += 1
+            more = self._append(req, st, token)
+            delta.token_ids += more.token_ids
+            delta.text += more.text
+            delta.finish_reason, delta.stop_reason = more.finish_reason, more.stop_reason
+        return delta
 
     def _append(self, req: RequestState, st: _SeqState, token: int) -> SequenceDelta:
         """Add a sampled token to a sequence and decide whether it has finished."""
@@ -272,6 +391,7 @@ class EngineCore:
             prompt_len=len(req.prompt_ids),
             max_tokens=max_tokens,
             arrival=req.arrival,
+            skip_prefix_cache=req.params.skip_prefix_cache,
         )
         device = self.runner.device
         sampling = SequenceSamplingState(

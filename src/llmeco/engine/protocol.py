@@ -42,6 +42,13 @@ class EngineStats:
     kv_blocks_total: int
     #: Sequences preempted since the engine started (a counter).
     preemptions: int = 0
+    #: Prefix caching counters: prompt tokens looked up at admission, and those found
+    #: cached (their K/V reused, not recomputed).
+    prefix_queried_tokens: int = 0
+    prefix_hit_tokens: int = 0
+    #: Speculative decoding counters: draft tokens verified, and those accepted.
+    spec_draft_tokens: int = 0
+    spec_accepted_tokens: int = 0
 
     @property
     def kv_usage(self) -> float:

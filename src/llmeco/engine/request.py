@@ -82,9 +82,21 @@ class SamplingParams:
     logprobs: int | None = None
     structured: StructuredOutput | None = None
     skip_special_tokens: bool = True
+    #: Compute every prompt token even when its K/V is in the prefix cache (a request that
+    #: needs logits at every prompt position, such as prompt logprobs, sets it).
+    skip_prefix_cache: bool = False
+    #: Logprobs of every prompt token (and this many top alternatives each); the first
+    #: prompt token has none. Implies ``skip_prefix_cache``.
+    prompt_logprobs: int | None = None
+    #: OpenAI predicted outputs: text the output is expected to largely repeat; it becomes
+    #: the request's speculative draft source (the output itself is unchanged). Token ids
+    #: are taken as they are.
+    prediction: str | list[int] | None = None
 
     def __post_init__(self) -> None:
         self.validate()
+        if self.prompt_logprobs is not None:
+            self.skip_prefix_cache = True
 
     @property
     def greedy(self) -> bool:
@@ -96,9 +108,14 @@ class SamplingParams:
         checks: list[tuple[bool, str, str]] = [
             (1 <= self.n <= 128, "n", "n must be between 1 and 128"),
             (
-                self.max_tokens is None or self.max_tokens >= 1,
+                self.max_tokens is None or self.max_tokens >= 0,
                 "max_tokens",
-                "max_tokens must be at least 1",
+                "max_tokens must not be negative (0 scores the prompt only)",
+            ),
+            (
+                self.prompt_logprobs is None or 0 <= self.prompt_logprobs <= 20,
+                "prompt_logprobs",
+                "prompt_logprobs must be between 0 and 20",
             ),
             (
                 math.isfinite(self.temperature) and 0.0 <= self.temperature <= 100.0,
@@ -149,6 +166,8 @@ class TokenLogprob:
     token: str
     logprob: float
     top: list[tuple[int, str, float]] = field(default_factory=list)
+    #: 1-based rank of the token in its distribution (prompt logprobs report it).
+    rank: int | None = None
 
 
 @dataclass
@@ -176,6 +195,11 @@ class RequestOutput:
     #: Seconds spent waiting for admission, and arrival-to-first-token, once known.
     queue_time: float | None = None
     time_to_first_token: float | None = None
+    #: Prompt tokens whose K/V came from the prefix cache instead of being computed.
+    num_cached_tokens: int = 0
+    #: With ``SamplingParams.prompt_logprobs``: one entry per prompt token (the first is
+    #: None), on the request's first output only.
+    prompt_logprobs: list[TokenLogprob | None] | None = None
 
 
 class RequestStatus(enum.Enum):

@@ -42,11 +42,19 @@ class ModelRunner:
         )
 
     @torch.inference_mode()
-    def execute(self, scheduled: list[tuple[Sequence, int]], sample: list[bool]) -> torch.Tensor:
+    def execute(
+        self,
+        scheduled: list[tuple[Sequence, int]],
+        sample: list[bool],
+        num_logits: list[int] | None = None,
+    ) -> torch.Tensor:
         """Run one step; return float32 logits [rows that sample, vocab] in batch order.
 
         ``sample[i]`` says whether ``scheduled[i]`` ends this step with all its tokens
-        computed (so its last position's logits are needed).
+        computed (so its last position's logits are needed). ``num_logits[i]``, when given,
+        overrides that: the logits of the last ``num_logits[i]`` positions of ``scheduled[i]``
+        are returned, in position order (speculative verification and prompt scoring need
+        every position, not only the last).
         """
         bs = self.block_size
         input_ids: list[int] = []
@@ -59,7 +67,7 @@ class ModelRunner:
         prefill_tables: list[tuple[int, list[int]]] = []
         logit_rows: list[int] = []
 
-        for (seq, num_new), wants_logits in zip(scheduled, sample, strict=True):
+        for i, ((seq, num_new), wants_logits) in enumerate(zip(scheduled, sample, strict=True)):
             start = seq.num_computed
             row = len(input_ids)
             input_ids.extend(seq.token_ids[start : start + num_new])
@@ -74,8 +82,8 @@ class ModelRunner:
                 if start > 0:
                     prefill_tables.append((len(prefills), seq.block_ids))
                 prefills.append(PrefillSpan(row, num_new, start, None))
-            if wants_logits:
-                logit_rows.append(row + num_new - 1)
+            n_logits = (1 if wants_logits else 0) if num_logits is None else num_logits[i]
+            logit_rows.extend(range(row + num_new - n_logits, row + num_new))
 
         dev = self.device
         batch = AttentionBatch(slot_mapping=torch.tensor(slots, dtype=torch.long, device=dev))

@@ -7,6 +7,10 @@ remaining token budget. Nobody waits for another's batch to finish: sequences jo
 leave the running set at every step. When the KV pool runs dry, the newest running
 sequence is preempted (its blocks freed, its tokens recomputed later), so the oldest
 always makes progress.
+
+With prefix caching on (the pool's ``enable_caching``), admission first takes every
+cached full block of the sequence's tokens from the pool and computes only the rest, and
+every block that fills up is registered in the cache (:meth:`Scheduler.cache_computed_blocks`).
 """
 
 from __future__ import annotations
@@ -87,6 +91,9 @@ class Scheduler:
         """Plan the next step: running sequences first, then admissions in arrival order."""
         out = SchedulerOutput()
         budget = self.max_num_batched_tokens
+        if self.pool.enable_caching:
+            for running in self.running:
+                self.cache_computed_blocks(running)
 
         i = 0
         while i < len(self.running) and budget > 0:
@@ -110,9 +117,15 @@ class Scheduler:
             seq = self.waiting[0]
             if seq in out.preempted:
                 break  # do not re-admit in the step that preempted it
-            num_new = min(seq.num_tokens - seq.num_computed, budget)
-            if not self._reserve(seq, seq.num_computed + num_new):
-                break  # first come, first served: no overtaking
+            if not seq.block_ids and self.pool.enable_caching and not seq.skip_prefix_cache:
+                admitted = self._admit_cached(seq, budget)
+                if admitted is None:
+                    break  # first come, first served: no overtaking
+                num_new = admitted
+            else:
+                num_new = min(seq.num_tokens - seq.num_computed, budget)
+                if not self._reserve(seq, seq.num_computed + num_new):
+                    break  # first come, first served: no overtaking
             self.waiting.popleft()
             seq.status = RequestStatus.RUNNING
             seq.admitted = True
@@ -144,8 +157,70 @@ class Scheduler:
         for block in parent.block_ids[:full]:
             self.pool.share(block)
         child.block_ids = parent.block_ids[:full] + ([copy[1]] if copy else [])
+        child.block_hashes = list(parent.block_hashes)
+        child.num_cached_blocks = min(parent.num_cached_blocks, full)
+        child.num_cached_tokens = parent.num_cached_tokens
         self.add_running(child)
         return copy
+
+    def cache_computed_blocks(self, seq: Sequence) -> None:
+        """Register each full block among ``seq``'s first ``num_computed`` tokens.
+
+        The one place blocks enter the prefix cache. It is called at the start of every
+        :meth:`schedule` (for running sequences) and before :meth:`finish` and preemption
+        free a sequence's blocks, so the invariant callers must keep is: whenever the
+        scheduler runs, ``seq.token_ids[:seq.num_computed]`` are final and their K/V is in
+        the cache. Speculative decoding, whose verify step writes K/V for draft tokens that
+        may be rejected, must therefore take rejected drafts back (shorten ``token_ids`` and
+        ``num_computed``) before the next scheduler call; it may also call this method
+        itself right after accepting tokens. No-op when caching is off. Sequences that
+        skip the cache (``skip_prefix_cache``) still register theirs for others to reuse.
+        """
+        if not self.pool.enable_caching:
+            return
+        bs = self.pool.block_size
+        full = min(seq.num_computed // bs, len(seq.block_ids))
+        if full <= seq.num_cached_blocks:
+            return
+        hashes = seq.block_hashes_upto(full * bs, bs)
+        for i in range(seq.num_cached_blocks, full):
+            self.pool.register(seq.block_ids[i], hashes[i])
+        seq.num_cached_blocks = full
+
+    def reset_prefix_cache(self) -> int:
+        """Drop every cached block no sequence holds; returns how many were dropped."""
+        return self.pool.reset_cache()
+
+    def _admit_cached(self, seq: Sequence, budget: int) -> int | None:
+        """Give a sequence without blocks its cached prefix plus blocks for one chunk.
+
+        Cached full blocks of its tokens are shared (never the block holding the last
+        token: at least one token must be computed for the step to produce logits). Returns
+        the tokens to compute this step, or None when the pool cannot hold the chunk (then
+        nothing was taken).
+        """
+        bs = self.pool.block_size
+        hashes = seq.block_hashes_upto(seq.num_tokens - 1, bs)
+        hits = self.pool.lookup(hashes)
+        cached = len(hits) * bs
+        num_new = min(seq.num_tokens - cached, budget)
+        fresh = blocks_for(cached + num_new, bs) - len(hits)
+        revived = sum(1 for b in hits if self.pool.is_evictable(b))
+        if fresh + revived > self.pool.num_free:
+            return None
+        for block in hits:
+            self.pool.acquire_cached(block)
+        seq.block_ids = list(hits)
+        seq.num_cached_blocks = len(hits)
+        for _ in range(fresh):
+            seq.block_ids.append(self.pool.allocate())
+        seq.num_computed = cached
+        if not seq.admitted:
+            seq.num_cached_tokens = cached
+        stats = self.pool.stats
+        stats.queried_tokens += seq.num_tokens
+        stats.hit_tokens += cached
+        return num_new
 
     def _reserve(self, seq: Sequence, num_tokens: int) -> bool:
         """Grow ``seq``'s block list to hold ``num_tokens``; False if the pool is short."""
@@ -167,5 +242,7 @@ class Scheduler:
 
     def _free(self, seq: Sequence) -> None:
         if seq.block_ids:
+            self.cache_computed_blocks(seq)
             self.pool.release(seq.block_ids)
             seq.block_ids = []
+        seq.num_cached_blocks = 0

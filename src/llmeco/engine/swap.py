@@ -202,6 +202,10 @@ class ModelSlot:
             kv_blocks_used=sum(p.kv_blocks_used for p in parts),
             kv_blocks_total=sum(p.kv_blocks_total for p in parts),
             preemptions=sum(p.preemptions for p in parts),
+            prefix_queried_tokens=sum(p.prefix_queried_tokens for p in parts),
+            prefix_hit_tokens=sum(p.prefix_hit_tokens for p in parts),
+            spec_draft_tokens=sum(p.spec_draft_tokens for p in parts),
+            spec_accepted_tokens=sum(p.spec_accepted_tokens for p in parts),
         )
 
     def encode(self, prompt: Prompt) -> list[int]:

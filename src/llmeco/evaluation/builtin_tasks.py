@@ -14,8 +14,8 @@ generation       ``{"prompt", "reference"}`` or ``{"messages"}`` whose last assi
                  the reference; optional ``"keywords"`` (groups of alternatives)
 retrieval        ``{"query", "relevant": [ids]}`` against ``retriever:`` (hit@k, MRR)
 
-:func:`register_builtin_tasks` puts them (and the ``kb:`` retriever) into a task table;
-:mod:`.suite` does that with the shared table when it is imported.
+:func:`builtin_task_types` lists them for :mod:`.plugin`, which registers them through the
+plugin hook like any other task type; :mod:`.suite` adds the ``kb:`` retriever.
 """
 
 from __future__ import annotations
@@ -440,21 +440,17 @@ def _kb_retriever(name: str, settings: Settings) -> Retriever:
     return kb_retriever(name, settings)
 
 
-def register_builtin_tasks(
-    table: MutableMapping[str, TaskType], retrievers: MutableMapping[str, RetrieverFactory]
-) -> None:
-    """Add the built-in task types to ``table`` and the ``kb`` retriever to ``retrievers``.
-
-    A name the table already has keeps its entry, so a plugin's replacement of a built-in
-    survives whichever of the two was registered first.
-    """
-    retrievers.setdefault("kb", _kb_retriever)
-    builtins: dict[str, TaskType] = {
+def builtin_task_types() -> dict[str, TaskType]:
+    """The built-in task types by name (registered through :mod:`llmeco.evaluation.plugin`)."""
+    return {
         "perplexity": TaskType(PerplexityConfig, run_perplexity),
         "multiple_choice": TaskType(MultipleChoiceConfig, run_multiple_choice),
         "classification": TaskType(ClassificationConfig, run_classification),
         "generation": TaskType(GenerationConfig, run_generation),
         "retrieval": TaskType(RetrievalConfig, run_retrieval),
     }
-    for name, task_type in builtins.items():
-        table.setdefault(name, task_type)
+
+
+def register_builtin_retrievers(retrievers: MutableMapping[str, RetrieverFactory]) -> None:
+    """Add the ``kb`` retriever (``kb:NAME``) unless a plugin already registered one."""
+    retrievers.setdefault("kb", _kb_retriever)

@@ -72,8 +72,11 @@ class EvalContext:
         retrievers: Mapping[str, Retriever] | None = None,
         progress: ProgressFn | None = None,
         engine: EngineClient | None = None,
+        scoring_url: str | None = None,
     ) -> None:
         self.settings = settings
+        #: Score through this server's prompt logprobs instead of a local HF model.
+        self.scoring_url = scoring_url
         self.model_path = model_path
         self.model_name = model_name
         self.batch_tokens = batch_tokens
@@ -91,6 +94,18 @@ class EvalContext:
 
     def scorer(self) -> Scorer:
         """The log-likelihood scorer over the run's model (loaded on first use)."""
+        if self._scorer is None and self.scoring_url:
+            from llmeco.evaluation.server_scoring import ServerScorer
+            from llmeco.modeling.load import load_config, load_tokenizer
+
+            config = load_config(self.model_path)
+            self._scorer = ServerScorer(
+                self.scoring_url,
+                self.model_name,
+                load_tokenizer(self.model_path),
+                max_length=int(getattr(config, "max_position_embeddings", 2048) or 2048),
+                api_key=self.settings.api_key.get_secret_value() or None,
+            )
         if self._scorer is None:
             from llmeco.evaluation.scoring import Scorer
 

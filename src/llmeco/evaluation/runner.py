@@ -20,7 +20,7 @@ from llmeco.errors import ConfigError
 from llmeco.evaluation.context import EvalContext, ProgressFn, Retriever
 from llmeco.evaluation.report import write_run
 from llmeco.evaluation.suite import Suite
-from llmeco.evaluation.tasks import TASK_TYPES
+from llmeco.evaluation.tasks import task_types
 from llmeco.settings import Settings
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ async def run_suite(
     retrievers: Mapping[str, Retriever] | None = None,
     progress: ProgressFn | None = None,
     engine: EngineClient | None = None,
+    scoring_url: str | None = None,
 ) -> tuple[dict[str, Any], Path]:
     """Evaluate model ``ref`` on ``suite``; return the results and the run directory.
 
@@ -81,6 +82,7 @@ async def run_suite(
         retrievers=retrievers,
         progress=progress,
         engine=engine,
+        scoring_url=scoring_url,
     )
     started = time.perf_counter()
     created = datetime.now(UTC)
@@ -91,7 +93,7 @@ async def run_suite(
             if limit is not None:
                 task = task.model_copy(update={"limit": min(limit, task.limit or limit)})
             t0 = time.perf_counter()
-            result = await TASK_TYPES[task.type].run(task, ctx)
+            result = await task_types()[task.type].run(task, ctx)
             results[task.name] = {
                 "type": task.type,
                 "description": task.description,

@@ -97,7 +97,8 @@ class Scorer:
             torch.set_num_threads(settings.threads)
 
         device = select_device(settings)
-        quantized = settings.quantization == "int8" and device.type == "cpu"
+        method = settings.quantization_for(device.type)
+        quantized = method in ("int8", "int4") and device.type == "cpu"
         dtype = {
             "auto": torch.bfloat16 if quantized else torch.float32,
             "float32": torch.float32,
@@ -108,10 +109,10 @@ class Scorer:
             str(path), local_files_only=True, dtype=dtype
         )
         model = model.to(device)
-        if quantized:  # score the model as `serve` runs it (LLMECO_QUANTIZATION=int8)
-            from llmeco.modeling.quant import quantize_int8
+        if quantized:  # score the model as `serve` runs it (LLMECO_QUANTIZATION=int8|int4)
+            from llmeco.modeling.quant import quantize
 
-            quantize_int8(model)
+            quantize(model, method)
         tokenizer = load_tokenizer(path)
         context = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
         return cls(model, tokenizer, device, max_length=context, batch_tokens=batch_tokens)

@@ -12,9 +12,9 @@
         type: multiple_choice
         data: mc.jsonl
 
-Each task's ``type`` selects its config class from :data:`llmeco.evaluation.tasks.TASK_TYPES`
+Each task's ``type`` selects its config class from :func:`llmeco.evaluation.tasks.task_types`
 (built-ins: ``perplexity``, ``multiple_choice``, ``classification``, ``generation``,
-``retrieval``, registered when this module is imported; plugins may register more). Unknown
+``retrieval``, registered through the plugin hook ``register_eval_tasks`` like a plugin's). Unknown
 fields are errors, so a typo never silently changes what is measured. The suite's ``sha256``
 covers the YAML and every data file, so two runs with the same hash measured the same thing.
 """
@@ -30,13 +30,12 @@ import yaml
 from pydantic import ValidationError
 
 from llmeco.errors import ConfigError
-from llmeco.evaluation.builtin_tasks import register_builtin_tasks
+from llmeco.evaluation.builtin_tasks import register_builtin_retrievers
 from llmeco.evaluation.context import RETRIEVERS
-from llmeco.evaluation.tasks import NAME_CHARS, TASK_TYPES, TaskConfig
+from llmeco.evaluation.tasks import NAME_CHARS, TaskConfig, task_types
 
-# Every suite may name the built-in task types (and ``kb:`` retrievers); a plugin that
-# registered a type of the same name keeps its own.
-register_builtin_tasks(TASK_TYPES, RETRIEVERS)
+# Every suite may name ``kb:`` retrievers; a plugin that registered one keeps its own.
+register_builtin_retrievers(RETRIEVERS)
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,7 @@ def load_suite(path: Path, types: dict[str, type[TaskConfig]] | None = None) -> 
         NotFound-like ConfigError: the file or a data file is missing; ConfigError: bad YAML,
             an unknown task type or field, duplicate task names (the message names the task).
     """
-    registry = types if types is not None else {k: v.config for k, v in TASK_TYPES.items()}
+    registry = types if types is not None else {k: v.config for k, v in task_types().items()}
     if not path.is_file():
         raise ConfigError(f"suite file {path} does not exist")
     raw_bytes = path.read_bytes()

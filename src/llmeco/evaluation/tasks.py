@@ -2,8 +2,8 @@
 
 A task type is a config class (a :class:`TaskConfig` subclass: the fields a suite may set)
 and an ``async run(config, ctx) -> TaskResult`` (:mod:`.context`). The built-in types live in
-:mod:`.builtin_tasks`, which :mod:`.suite` registers into :data:`TASK_TYPES` when it is
-imported; a plugin adds a type with :func:`register_task`::
+:mod:`.builtin_tasks` and are registered by :mod:`.plugin` through the plugin hook
+``register_eval_tasks``; a plugin adds a type the same way::
 
     class MyTask(TaskConfig):
         type: Literal["my_task"]
@@ -11,7 +11,11 @@ imported; a plugin adds a type with :func:`register_task`::
 
     async def run_my_task(config: MyTask, ctx: EvalContext) -> TaskResult: ...
 
-    register_task("my_task", MyTask, run_my_task)
+    @hookimpl
+    def register_eval_tasks() -> list[EvalTaskSpec]:
+        return [EvalTaskSpec("my_task", MyTask, run_my_task)]
+
+:func:`register_task` adds one to this process only (scripts, tests).
 
 Tasks read their ``data`` with :func:`read_jsonl` and :func:`field`, whose errors name the
 file, the record and the missing field. What a plugin needs from :mod:`.context`
@@ -39,6 +43,7 @@ from llmeco.evaluation.context import (
     TaskResult,
     register_retriever,
 )
+from llmeco.plugins import get_registry
 
 __all__ = [
     "NAME_CHARS",
@@ -56,6 +61,7 @@ __all__ = [
     "read_jsonl",
     "register_retriever",
     "register_task",
+    "task_types",
 ]
 
 #: Characters of a task name (metrics are reported as ``TASK.METRIC``); a suite name may
@@ -103,13 +109,23 @@ class TaskType:
     run: TaskRunner
 
 
-#: Every known task type, by the ``type`` a suite names.
+#: Task types added in this process with :func:`register_task` (over the plugin registry's).
 TASK_TYPES: dict[str, TaskType] = {}
 
 
 def register_task(name: str, config: type[TaskConfig], run: TaskRunner) -> None:
-    """Make task type ``name`` available to suites."""
+    """Make task type ``name`` available to suites in this process (scripts, tests)."""
     TASK_TYPES[name] = TaskType(config, run)
+
+
+def task_types() -> dict[str, TaskType]:
+    """Every task type suites may name: the plugin registry's (built-ins included), then
+    those :func:`register_task` added."""
+    table = {
+        name: TaskType(spec.config, spec.run) for name, spec in get_registry().eval_tasks().items()
+    }
+    table.update(TASK_TYPES)
+    return table
 
 
 def read_jsonl(path: Path, limit: int | None = None) -> list[dict[str, Any]]:

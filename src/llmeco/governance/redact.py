@@ -44,9 +44,16 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
+import threading
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from llmeco.plugins.manager import registry_if_ready
+from llmeco.plugins.specs import RedactionRuleSpec
+
+log = logging.getLogger(__name__)
 
 PLACEHOLDERS = {
     "SECRET": "[SECRET]",
@@ -71,11 +78,13 @@ class Span:
     end: int
     kind: str
     text: str
+    #: The placeholder a plugin's rule chose (built-in kinds use :data:`PLACEHOLDERS`).
+    mark: str = ""
 
     @property
     def placeholder(self) -> str:
         """What :func:`redact` writes in its place."""
-        return PLACEHOLDERS[self.kind]
+        return self.mark or PLACEHOLDERS.get(self.kind, f"[{self.kind}]")
 
 
 # ---- secrets --------------------------------------------------------------------------------
@@ -360,15 +369,77 @@ def _phones(text: str) -> list[Span]:
 
 # ---- API ------------------------------------------------------------------------------------
 
-_DETECTORS = (_secrets, _emails, _ibans, _cards, _national_ids, _ips, _phones)
+_DETECTORS: dict[str, Callable[[str], list[Span]]] = {
+    "SECRET": _secrets,
+    "EMAIL": _emails,
+    "IBAN": _ibans,
+    "CARD": _cards,
+    "SSN": _national_ids,
+    "NINO": _national_ids,
+    "IPV4": _ips,
+    "IPV6": _ips,
+    "PHONE": _phones,
+}
+
+
+def _only(kind: str) -> Callable[[str], list[tuple[int, int]]]:
+    detect = _DETECTORS[kind]
+    return lambda text: [(s.start, s.end) for s in detect(text) if s.kind == kind]
+
+
+def builtin_rules() -> list[RedactionRuleSpec]:
+    """The built-in detectors as redaction rules (registered by :mod:`.plugin`)."""
+    return [
+        RedactionRuleSpec(kind, PLACEHOLDERS[kind], _only(kind), PRIORITY[kind])
+        for kind in PLACEHOLDERS
+    ]
+
+
+_BUILTIN_RULES = builtin_rules()
+
+
+def _rules() -> list[RedactionRuleSpec]:
+    registry = registry_if_ready()
+    rules = registry.redaction_rules() if registry is not None else []
+    return rules or _BUILTIN_RULES
+
+
+_failing = threading.local()
+
+
+def _detect(rule: RedactionRuleSpec, text: str) -> Sequence[tuple[int, int]]:
+    """A rule's spans; a rule that raises is skipped for this text and the failure logged
+    (kind and exception type only: never the text)."""
+    try:
+        return rule.detect(text)
+    except Exception as exc:
+        if not getattr(_failing, "active", False):  # the log line is redacted too
+            _failing.active = True
+            try:
+                log.error("redaction rule %s failed: %s", rule.kind, type(exc).__name__)
+            finally:
+                _failing.active = False
+        return []
 
 
 def find(text: str) -> list[Span]:
-    """Every PII/secret span in ``text``, left to right, without overlaps."""
-    candidates = [span for detect in _DETECTORS for span in detect(text)]
-    candidates.sort(key=lambda s: (PRIORITY[s.kind], s.start - s.end, s.start))
+    """Every PII/secret span in ``text``, left to right, without overlaps.
+
+    Runs every registered rule (the built-ins and any a plugin adds, e.g. clinical
+    identifiers); where spans overlap, the rule with the lower priority number wins, then the
+    longer span.
+    """
+    candidates: list[tuple[int, Span]] = []
+    for rule in _rules():
+        mark = "" if PLACEHOLDERS.get(rule.kind) == rule.placeholder else rule.placeholder
+        for start, end in _detect(rule, text):
+            if 0 <= start < end <= len(text):
+                candidates.append(
+                    (rule.priority, Span(start, end, rule.kind, text[start:end], mark))
+                )
+    candidates.sort(key=lambda c: (c[0], c[1].start - c[1].end, c[1].start))
     taken: list[Span] = []
-    for span in candidates:
+    for _, span in candidates:
         if all(span.end <= o.start or span.start >= o.end for o in taken):
             taken.append(span)
     return sorted(taken, key=lambda s: s.start)

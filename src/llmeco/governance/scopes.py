@@ -8,7 +8,10 @@ scope         grants
 ============  ==============================================================================
 chat          ``POST /v1/chat/completions`` and the apps built on chat (``/v1/tasks/*``,
               ``/v1/apps/*``, and the MCP endpoint ``/mcp``, whose tools are chat, the
-              tasks and knowledge-base search)
+              tasks and knowledge-base search); reading and searching knowledge bases
+              (``GET /v1/kb*``, ``POST /v1/kb/{name}/search``): that is the retrieval half
+              of ``support:<kb>`` chat, governed like it (the key's model allow-list must
+              admit ``support:<kb>``), not a raw ``embeddings`` call
 completions   ``POST /v1/completions``
 embeddings    ``POST /v1/embeddings``
 audio         ``/v1/audio/*``: transcription, translation, speech, voices; with ``chat``
@@ -17,7 +20,9 @@ models        model metadata only: ``/v1/models``, ``/tokenize``, ``/detokenize`
               generation); every generation or embedding scope includes it, because a
               client that may use a model must be able to look it up
 admin         ``/admin/*``: keys, usage of other keys, serving aliases, erasing a support
-              session's records (``DELETE /admin/sessions/{id}``)
+              session's records (``DELETE /admin/sessions/{id}``), the audit ledger
+              (``/admin/audit/*``); creating, filling and deleting knowledge bases
+              (``POST``/``DELETE /v1/kb*`` except search)
 ============  ==============================================================================
 
 Public routes (no key): ``/health`` and ``/ready`` (orchestrator probes must not hold a
@@ -46,7 +51,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from llmeco.errors import InvalidRequest, PermissionDenied
+from llmeco.errors import ConfigError, InvalidRequest, PermissionDenied
+from llmeco.plugins import get_registry
 
 CHAT = "chat"
 COMPLETIONS = "completions"
@@ -106,11 +112,7 @@ ROUTES: tuple[tuple[str, Requirement], ...] = (
     ("/v1/models/*", _METADATA),
     ("/tokenize", _TOKENIZER),
     ("/detokenize", _TOKENIZER),
-    ("/v1/tasks/*", needs(CHAT)),
     ("/v1/audio/*", needs(AUDIO)),
-    ("/v1/apps/voice/*", needs(AUDIO)),  # and chat: checked by the route (server/voice/)
-    ("/v1/apps/*", needs(CHAT)),
-    ("/v1/feedback", needs(CHAT)),
     ("/mcp", needs(CHAT)),
     ("/v1/usage", ANY_KEY),
     ("/admin/sessions/*", needs(ADMIN)),  # erasure of a support session's records
@@ -124,21 +126,91 @@ _PREFIXES = sorted(((p[:-1], r) for p, r in ROUTES if p.endswith("/*")), key=lam
 DEFAULT = needs(ADMIN)
 
 
-def requirement(path: str) -> Requirement:
-    """The requirement of a request path (``DEFAULT`` for paths no route claims)."""
+@dataclass(frozen=True)
+class _AppRoute:
+    method: str
+    pattern: re.Pattern[str]
+    prefix: bool
+    length: int
+    requirement: Requirement
+
+
+def _compile(method: str, path: str, scope: str) -> _AppRoute:
+    prefix = path.endswith("/")
+    body = re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(path))
+    pattern = re.compile(body if prefix else body + "$")
+    return _AppRoute(method.upper(), pattern, prefix, len(path), needs(scope))
+
+
+_app_tables: dict[int, list[_AppRoute]] = {}
+
+
+def app_routes() -> list[_AppRoute]:
+    """Every registered app's route scopes, most specific first (cached per registry).
+
+    Raises:
+        ConfigError: an app names an unknown scope, or a plugin's app claims a path under
+            ``/admin`` or one of the core routes (only llmeco's own apps may).
+    """
+    registry = get_registry()
+    table = _app_tables.get(id(registry))
+    if table is not None:
+        return table
+    sources = registry.app_sources()
+    builtin = {p.name for p in registry.plugins if p.builtin}
+    table = []
+    for app in registry.apps():
+        for rs in app.scopes:
+            if rs.scope not in SCOPES:
+                raise ConfigError(
+                    f"app {app.name!r}: route {rs.path} names unknown scope {rs.scope!r}; "
+                    f"valid scopes: {', '.join(SCOPES)}"
+                )
+            core = rs.path in _EXACT or rs.path == "/admin" or rs.path.startswith("/admin/")
+            if core and sources.get(app.name) not in builtin:
+                raise ConfigError(
+                    f"app {app.name!r} (plugin {sources.get(app.name)}) may not set the scope "
+                    f"of {rs.path}: core and /admin routes keep llmeco's own scopes"
+                )
+            table.append(_compile(rs.method, rs.path, rs.scope))
+    table.sort(key=lambda r: -r.length)
+    _app_tables.clear()
+    _app_tables[id(registry)] = table
+    return table
+
+
+def requirement(path: str, method: str = "*") -> Requirement:
+    """The requirement of a request (``DEFAULT`` for paths no route claims).
+
+    Core routes first, then the routes apps declare (:class:`llmeco.plugins.RouteScope`,
+    built-in apps included), then the core prefixes such as ``/admin/*``.
+    """
     found = _EXACT.get(path)
     if found is not None:
         return found
+    method = method.upper()
+    for route in app_routes():
+        if (method == "*" or route.method in ("*", method)) and route.pattern.match(path):
+            return route.requirement
     for prefix, req in _PREFIXES:
         if path.startswith(prefix):
             return req
     return DEFAULT
 
 
-def declared(route_path: str) -> bool:
-    """Whether a route template (``/v1/models/{model}``) is covered by :data:`ROUTES`."""
+def declared(route_path: str, method: str = "*") -> bool:
+    """Whether a route template (``/v1/models/{model}``) is covered by :data:`ROUTES` or an
+    app's route scopes."""
     concrete = re.sub(r"\{[^}]*\}", "x", route_path)
-    return concrete in _EXACT or any(concrete.startswith(p) for p, _ in _PREFIXES)
+    method = method.upper()
+    return (
+        concrete in _EXACT
+        or any(
+            (method == "*" or r.method in ("*", method)) and r.pattern.match(concrete)
+            for r in app_routes()
+        )
+        or any(concrete.startswith(p) for p, _ in _PREFIXES)
+    )
 
 
 def parse_scopes(value: str | Iterable[str]) -> frozenset[str]:

@@ -26,13 +26,14 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from rich.console import Console
 
 from llmeco.errors import ConfigError, NotFound
 from llmeco.modeling import gguf
+from llmeco.plugins import get_registry
 from llmeco.registry import model_files as files
 from llmeco.settings import Settings
 
@@ -83,24 +84,39 @@ def resolve_model(
         UnsafeFile: the reference is (or only has) a pickled checkpoint.
         ConfigError: a directory without config.json or tokenizer, or an unreadable GGUF.
     """
-    if ref == DEFAULT_REF:
-        path = gguf.ensure_converted(gguf.default_gguf_path(), settings.models_dir, console)
-        return ModelSource(DEFAULT_REF, path, str(gguf.default_gguf_path()))
     target = Path(ref).expanduser()
     if files.is_pickle_path(target):
         raise files.refuse_pickle(target)
-    if not target.exists() and resolve_ref is not None:
+    for loader in get_registry().model_loaders():
+        source = loader.resolve(ref, settings, console)
+        if source is not None:
+            return cast(ModelSource, source)
+    if resolve_ref is not None:
         registered = resolve_ref(ref, settings)
         if registered is not None:
             version, path = registered
             name = version.rpartition(":")[0]
             return ModelSource(name, path, f"registry {version} ({ref})", version)
+    raise NotFound(
+        f"Model {ref!r} not found: it is neither 'default' nor an existing path. "
+        "llmeco never downloads models; pass a local directory with config.json and "
+        "safetensors weights, or a .gguf file."
+    )
+
+
+def resolve_default(ref: str, settings: Settings, console: Console | None) -> ModelSource | None:
+    """``default``: the packaged SmolLM2 GGUF, converted once to safetensors."""
+    if ref != DEFAULT_REF:
+        return None
+    path = gguf.ensure_converted(gguf.default_gguf_path(), settings.models_dir, console)
+    return ModelSource(DEFAULT_REF, path, str(gguf.default_gguf_path()))
+
+
+def resolve_local(ref: str, settings: Settings, console: Console | None) -> ModelSource | None:
+    """An existing path: a ``.gguf`` file (converted once) or a model directory."""
+    target = Path(ref).expanduser()
     if not target.exists():
-        raise NotFound(
-            f"Model {ref!r} not found: it is neither 'default' nor an existing path. "
-            "llmeco never downloads models; pass a local directory with config.json and "
-            "safetensors weights, or a .gguf file."
-        )
+        return None
     if target.is_file():
         if target.suffix.lower() != ".gguf":
             raise ConfigError(
@@ -229,11 +245,11 @@ _DTYPES: dict[str, torch.dtype] = {
 
 def select_dtype(settings: Settings, device: torch.device) -> torch.dtype:
     """Weight dtype: ``auto`` is bfloat16 on CUDA (float16 where bf16 is unsupported) and
-    float32 on CPU, where half precision is slower and less accurate — except with int8
-    quantization, whose CPU kernel takes bfloat16 activations."""
+    float32 on CPU, where half precision is slower and less accurate — except with int8 or
+    int4 quantization, whose CPU kernels take bfloat16 activations."""
     if settings.dtype != "auto":
         return _DTYPES[settings.dtype]
-    if settings.quantization == "int8" and device.type == "cpu":
+    if settings.quantization_for(device.type) in ("int8", "int4") and device.type == "cpu":
         return torch.bfloat16
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16

@@ -59,6 +59,36 @@ class _EngineCollector(Collector):
             "Sequences preempted (KV blocks freed, recomputed later) since the engine started.",
             labels=["model"],
         )
+        queried = CounterMetricFamily(
+            "llmeco_prefix_cache_queries_tokens",
+            "Prompt tokens looked up in the prefix cache at admission.",
+            labels=["model"],
+        )
+        hits = CounterMetricFamily(
+            "llmeco_prefix_cache_hits_tokens",
+            "Prompt tokens found in the prefix cache (K/V reused, not recomputed).",
+            labels=["model"],
+        )
+        hit_rate = GaugeMetricFamily(
+            "llmeco_prefix_cache_hit_rate",
+            "Cached prompt tokens / prompt tokens looked up, since the engine started.",
+            labels=["model"],
+        )
+        drafted = CounterMetricFamily(
+            "llmeco_spec_decode_draft_tokens",
+            "Speculative draft tokens verified by the served model.",
+            labels=["model"],
+        )
+        accepted = CounterMetricFamily(
+            "llmeco_spec_decode_accepted_tokens",
+            "Speculative draft tokens accepted (emitted without a step of their own).",
+            labels=["model"],
+        )
+        acceptance = GaugeMetricFamily(
+            "llmeco_spec_decode_acceptance_rate",
+            "Accepted / drafted speculative tokens since the engine started.",
+            labels=["model"],
+        )
         capacity = GaugeMetricFamily(
             "llmeco_queue_capacity_requests",
             "Requests allowed to wait for KV memory (LLMECO_MAX_QUEUE); past it, 429.",
@@ -69,8 +99,17 @@ class _EngineCollector(Collector):
             waiting.add_metric([model], s.waiting)
             kv.add_metric([model], s.kv_usage)
             preemptions.add_metric([model], s.preemptions)
+            queried.add_metric([model], s.prefix_queried_tokens)
+            hits.add_metric([model], s.prefix_hit_tokens)
+            rate = s.prefix_hit_tokens / s.prefix_queried_tokens if s.prefix_queried_tokens else 0
+            hit_rate.add_metric([model], rate)
+            drafted.add_metric([model], s.spec_draft_tokens)
+            accepted.add_metric([model], s.spec_accepted_tokens)
+            spec_rate = s.spec_accepted_tokens / s.spec_draft_tokens if s.spec_draft_tokens else 0
+            acceptance.add_metric([model], spec_rate)
             capacity.add_metric([model], self._queue_capacity)
-        yield from (running, waiting, kv, preemptions)
+        yield from (running, waiting, kv, preemptions, queried, hits, hit_rate)
+        yield from (drafted, accepted, acceptance)
         if self._queue_capacity:
             yield capacity
         gpu = _gpu_memory()

@@ -15,7 +15,9 @@ skipped by the scorer (they exist for the support assistant's hand-off test).
 
 Definitions (the same as the evaluation engine's ``retrieval`` task): ``hit@k`` is the share
 of questions with a relevant chunk among the first ``k``; ``MRR`` the mean of ``1/rank`` of the
-first relevant chunk within the first ``k`` (0 when there is none).
+first relevant chunk within the first ``k`` (0 when there is none); ``nDCG`` the discounted
+gain of the relevant chunks in the first ``k`` (``1/log2(rank + 1)`` each, capped at 1, the
+gain of one relevant chunk ranked first).
 
 The evaluation engine (``llmeco eval``, task type ``retrieval`` with ``retriever: kb:NAME``)
 compares ids only: :func:`kb_retriever` answers with each hit's anchor, so there a hit in the
@@ -26,6 +28,7 @@ right section counts even without the answer substring — a slightly more lenie
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -56,17 +59,25 @@ class RetrievalScore:
     hits: dict[int, float]
     mrr: float
     misses: list[str] = field(default_factory=list)
+    #: nDCG@k with binary relevance (every relevant chunk in the first ``k`` counts, the
+    #: ideal ranking puts one relevant chunk first).
+    ndcg: float = 0.0
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
-        out: dict[str, object] = {"n": self.n, "k": self.k, "mrr": round(self.mrr, 4)}
+        out: dict[str, object] = {
+            "n": self.n,
+            "k": self.k,
+            "mrr": round(self.mrr, 4),
+            "ndcg": round(self.ndcg, 4),
+        }
         out.update({f"hit@{c}": round(v, 4) for c, v in sorted(self.hits.items())})
         out["misses"] = self.misses
         return out
 
 
 def load_questions(path: Path) -> list[Question]:
-    """Read a JSONL question set.
+    """Read a JSONL question set (conversations, lines with ``turns``, are skipped).
 
     Raises:
         ConfigError: a line is not JSON or lacks ``query``/``relevant``; names file and line.
@@ -79,6 +90,8 @@ def load_questions(path: Path) -> list[Question]:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path}:{number}: invalid JSON ({exc.msg})") from exc
+        if isinstance(obj, dict) and "turns" in obj:
+            continue  # a conversation: scored by the support assistant's answer evaluation
         if not isinstance(obj, dict) or not isinstance(obj.get("query"), str):
             raise ConfigError(f"{path}:{number}: needs a 'query' string")
         relevant = obj.get("relevant", [])
@@ -117,10 +130,14 @@ def score(
     answerable = [q for q in questions if q.relevant]
     found = dict.fromkeys(cutoffs, 0)
     reciprocal = 0.0
+    gain = 0.0
     misses: list[str] = []
     for q in answerable:
         hits = list(search(q.query))[:k]
-        rank = next((i for i, h in enumerate(hits, 1) if is_relevant(h, q)), 0)
+        relevant = [i for i, h in enumerate(hits, 1) if is_relevant(h, q)]
+        rank = relevant[0] if relevant else 0
+        # one relevant chunk is the ideal (the answer lives in one place), so IDCG = 1
+        gain += min(1.0, sum(1.0 / math.log2(i + 1) for i in relevant))
         if rank:
             reciprocal += 1.0 / rank
         for c in cutoffs:
@@ -134,6 +151,7 @@ def score(
         hits={c: found[c] / n if n else 0.0 for c in cutoffs},
         mrr=reciprocal / n if n else 0.0,
         misses=misses,
+        ndcg=gain / n if n else 0.0,
     )
 
 

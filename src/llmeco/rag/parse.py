@@ -1,14 +1,19 @@
 """Files → text with Markdown headings, the one shape the chunker reads.
 
 Markdown and plain text are kept byte for byte (so chunk offsets point into the file itself);
-HTML and .docx become Markdown-style text whose headings (``<h2>``, "Heading 2") turn into
-``## …`` lines; PDFs give their text layer (no headings survive a PDF). Every error names the
-file, so one bad file in a folder of hundreds is easy to find and the others still go in.
+HTML and .docx become Markdown-style text whose headings (``<h2>``, "Heading 2") turn into ``##
+…`` lines; an HTML table becomes one line per row that names each cell by its column header
+("Wednesday: Doors 08:00 to 20:00; Blood test room 08:15 to 12:30."), so a row read on its own
+(a chunk, a sentence quoted as an answer) still says what its numbers are; PDFs give their text
+layer (no headings survive a PDF). Every error names the file, so one bad file in a folder of
+hundreds is easy to find and the others still go in.
 """
 
 from __future__ import annotations
 
 import hashlib
+import html
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,7 +95,63 @@ def read_document(path: Path, name: str | None = None) -> ParsedFile:
             raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
         text = text.replace("\r\n", "\n")
         if suffix in HTML_SUFFIXES:
-            text = html_markdown(text)
+            text = html_markdown(html_tables(text))
     if not text.strip():
         raise ConfigError(f"{path}: no text to index (empty, or a scanned PDF without text)")
     return ParsedFile(name=name or path.name, source=str(path), text=text, content_hash=digest)
+
+
+_TABLE = re.compile(r"<table\b[^>]*>(.*?)</table\s*>", re.IGNORECASE | re.DOTALL)
+_ROW = re.compile(r"<tr\b[^>]*>(.*?)</tr\s*>", re.IGNORECASE | re.DOTALL)
+_CELL = re.compile(r"<(t[hd])\b[^>]*>(.*?)</t[hd]\s*>", re.IGNORECASE | re.DOTALL)
+_CAPTION = re.compile(r"<caption\b[^>]*>(.*?)</caption\s*>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]+>")
+
+
+def _cell_text(fragment: str) -> str:
+    return " ".join(html.unescape(_TAG.sub(" ", fragment)).split())
+
+
+def table_rows(table: str) -> list[str]:
+    """The rows of one HTML table's inner markup as sentences: the first cell, then each
+    other cell named by its column header (``"Wednesday: Doors 08:00; Phone 08:00."``); a
+    table without a header row gives its cells joined by semicolons."""
+    rows = [
+        [(tag.lower(), _cell_text(body)) for tag, body in _CELL.findall(row)]
+        for row in _ROW.findall(table)
+    ]
+    rows = [r for r in rows if any(text for _, text in r)]
+    if not rows:
+        return []
+    header: list[str] = []
+    if all(tag == "th" for tag, _ in rows[0]):
+        header = [text for _, text in rows[0]]
+        rows = rows[1:]
+    out = []
+    for row in rows:
+        cells = [text for _, text in row]
+        if header and len(cells) > 1:
+            named = [
+                f"{header[i]} {cell}" if i < len(header) and header[i] else cell
+                for i, cell in enumerate(cells[1:], 1)
+                if cell
+            ]
+            line = f"{cells[0]}: {'; '.join(named)}"
+        else:
+            line = "; ".join(c for c in cells if c)
+        out.append(line if line.endswith((".", "!", "?")) else line + ".")
+    return out
+
+
+def html_tables(page: str) -> str:
+    """``page`` with each ``<table>`` replaced by one paragraph per row (:func:`table_rows`),
+    after the table's caption when it has one."""
+
+    def rendered(match: re.Match[str]) -> str:
+        inner = match.group(1)
+        caption = _CAPTION.search(inner)
+        lines = [_cell_text(caption.group(1))] if caption else []
+        lines += table_rows(inner)
+        return "".join(f"<p>{html.escape(line)}</p>\n" for line in lines)
+
+    return _TABLE.sub(rendered, page)

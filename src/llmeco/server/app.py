@@ -16,7 +16,10 @@ from starlette.responses import HTMLResponse, Response
 
 from llmeco import __version__
 from llmeco.engine.protocol import EngineClient
+from llmeco.governance.scopes import app_routes
+from llmeco.plugins import get_registry
 from llmeco.server import errors
+from llmeco.server.admin.audit import router as audit_admin_router
 from llmeco.server.admin.models import router as models_admin_router
 from llmeco.server.admin.router import router as admin_router
 from llmeco.server.admin.sessions import router as sessions_admin_router
@@ -33,11 +36,6 @@ from llmeco.server.openai.embeddings.router import router as embeddings_router
 from llmeco.server.openai.models.router import router as models_router
 from llmeco.server.openai.tokenize.router import router as tokenize_router
 from llmeco.server.state import ServerState
-from llmeco.server.support.router import router as support_router
-from llmeco.server.support.serving import SupportChat
-from llmeco.server.tasks.router import router as tasks_router
-from llmeco.server.voice.router import router as voice_router
-from llmeco.server.write.router import router as write_router
 from llmeco.settings import Settings
 
 if TYPE_CHECKING:
@@ -91,9 +89,12 @@ def build_app(
     ``/v1/tasks/sentiment`` when a request's ``model`` names one, and are listed by
     ``/v1/models`` with ``task: "classify"``; the caller closes them.
 
-    ``chat_backends`` answer ``/v1/chat/completions`` for model names starting with their
-    prefix (see ``server/chat_backends.py``); the support assistant (``support:``) is always
-    registered and answers 404 when the server has no ``support`` desk.
+    The applications (task endpoints, writing and support assistants, the voice desk and any
+    plugin's app) come from the plugin registry (``register_apps``): their routers are
+    mounted and their chat backends registered. ``chat_backends`` adds more (the agents'
+    ``agent:``); each answers ``/v1/chat/completions`` for model names starting with its
+    prefix (see ``server/chat_backends.py``). The support assistant (``support:``) answers
+    404 when the server has no ``support`` desk.
 
     ``gateway`` relays chat, completions and embeddings of its upstream models (exact
     names) to other OpenAI-compatible servers, with every governance step in front (see
@@ -106,6 +107,14 @@ def build_app(
     ``server/mcp/``); its session manager (``app.state.mcp``) runs while
     ``ServerRuntime.serve`` serves, or with the app's lifespan where the host runs it.
     """
+    registry = get_registry()
+    apps = registry.apps()
+    app_routes()  # an app that claims a core route or names an unknown scope fails here
+    backends: dict[str, ChatBackend] = {}
+    for backend in [b for spec in apps for b in spec.chat_backends] + list(chat_backends):
+        if backend.prefix in backends:
+            raise ValueError(f"two chat backends claim the model prefix {backend.prefix!r}")
+        backends[backend.prefix] = backend
     unknown = {a: n for a, n in (aliases or {}).items() if n not in engines}
     if unknown:
         raise ValueError(f"aliases point at models that are not served: {unknown}")
@@ -119,7 +128,7 @@ def build_app(
         auth=auth,
         ledger=ledger,
         follower=follower,
-        chat_backends={b.prefix: b for b in (SupportChat(), *chat_backends)},
+        chat_backends=backends,
         gateway=gateway,
         speech=speech,
     )
@@ -146,6 +155,7 @@ def build_app(
         app.add_middleware(AuthMiddleware, auth=auth)  # added before RequestMiddleware: inside it
         app.include_router(admin_router)
         app.include_router(sessions_admin_router)
+        app.include_router(audit_admin_router)  # 404 without a ledger
     app.add_middleware(RequestMiddleware, state=state)
     if follower is not None:
         app.include_router(models_admin_router)
@@ -158,14 +168,13 @@ def build_app(
         completions_router,
         embeddings_router,
         tokenize_router,
-        tasks_router,
-        write_router,
-        support_router,
         audio_router,
-        voice_router,
         health_router,
     ):
         app.include_router(router)
+    for spec in apps:  # the built-in apps and every plugin's, through the same hook
+        for app_router in spec.routers:
+            app.include_router(app_router)
     app.router.routes.append(mcp.route())  # raw ASGI, outside the OpenAPI schema
     page = _index_html()
 

@@ -48,7 +48,8 @@ MAX_KEPT_BODY = 1 << 20
 #: order of size, since a cut recording is of no use to whoever must review it.
 MAX_KEPT_AUDIO_BODY = 32 << 20
 AUDIO_PATHS = ("/v1/audio/", "/v1/apps/voice/")
-_USAGE = re.compile(rb'"usage":\s*(\{[^{}]*\})')
+#: The usage object, one level of nesting allowed (``prompt_tokens_details``).
+_USAGE = re.compile(rb'"usage":\s*(\{(?:[^{}]|\{[^{}]*\})*\})')
 
 
 def key_id_of(scope: Scope) -> str | None:

@@ -172,7 +172,10 @@ class AuthMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind not in ("http", "websocket") or requirement(scope["path"]).public:
+        if (
+            kind not in ("http", "websocket")
+            or requirement(scope["path"], scope.get("method", "GET")).public
+        ):
             await self.app(scope, receive, send)
             return
         if kind == "websocket":  # no websocket route today: refuse rather than skip auth
@@ -200,7 +203,7 @@ class AuthMiddleware:
             key = self.auth.authenticate(headers.get("authorization"))
             if span is not None:
                 span.set_attribute("llmeco.key_id", key.id)
-            needed = requirement(scope["path"])
+            needed = requirement(scope["path"], scope.get("method", "GET"))
             if not needed.allows(key.scopes):
                 raise PermissionDenied(
                     f"API key {key.id} does not have the `{needed.describe()}` scope "

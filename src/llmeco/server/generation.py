@@ -118,7 +118,11 @@ class Generation:
         self.timer = timer
         self.streams: list[_Stream] = []
         self.prompt_tokens = 0
+        #: Of the prompt tokens, those the engine's prefix cache served (known once started).
+        self.cached_tokens = 0
         self.completion_tokens = 0
+        self.prompt_logprobs: list[list[TokenLogprob | None] | None] = []
+        self.prompt_ids: list[list[int]] = []
         self._closed = False
         self._guard = request_guard.get()
         self._charged = 0
@@ -171,6 +175,12 @@ class Generation:
         self.prompt_tokens = sum(
             len(s.first.prompt_token_ids) for s in self.streams if s.first is not None
         )
+        self.cached_tokens = sum(
+            s.first.num_cached_tokens for s in self.streams if s.first is not None
+        )
+        #: Per prompt: its tokens' logprobs when ``prompt_logprobs`` was asked (first output).
+        self.prompt_logprobs = [s.first.prompt_logprobs if s.first else None for s in self.streams]
+        self.prompt_ids = [s.first.prompt_token_ids if s.first else [] for s in self.streams]
 
     async def deltas(self) -> AsyncIterator[tuple[int, SequenceDelta]]:
         """Every delta of every stream as ``(choice index, delta)``, counting tokens.
@@ -299,6 +309,61 @@ def chat_logprobs(lps: list[TokenLogprob], top: int) -> dict[str, object]:
         item["top_logprobs"] = [entry(t, v) for _, t, v in lp.top[:top]]
         content.append(item)
     return {"content": content, "refusal": None}
+
+
+def vllm_prompt_logprobs(
+    lps: list[TokenLogprob | None] | None,
+) -> list[dict[str, dict[str, object]] | None] | None:
+    """``prompt_logprobs`` as vLLM returns it: per prompt token (first: null), a map from
+    token id to ``{logprob, rank, decoded_token}`` holding the token and its top alternatives."""
+    if lps is None:
+        return None
+    out: list[dict[str, dict[str, object]] | None] = []
+    for lp in lps:
+        if lp is None:
+            out.append(None)
+            continue
+        entry = {str(lp.token_id): _vllm_entry(lp.logprob, lp.rank, lp.token)}
+        for rank, (tid, text, value) in enumerate(lp.top, start=1):
+            entry.setdefault(str(tid), _vllm_entry(value, rank, text))
+        out.append(entry)
+    return out
+
+
+def _vllm_entry(logprob: float, rank: int | None, token: str) -> dict[str, object]:
+    return {"logprob": max(logprob, MIN_LOGPROB), "rank": rank, "decoded_token": token}
+
+
+def echo_logprobs(
+    first_token: str,
+    prompt: list[TokenLogprob | None],
+    output: list[TokenLogprob],
+    top: int,
+) -> dict[str, object]:
+    """``choice.logprobs`` of an ``echo`` completion: the prompt's tokens, then the output's.
+
+    As OpenAI's legacy API and vLLM: the first prompt token (``first_token``) has a null
+    logprob and null alternatives; offsets count characters from the start of the echo.
+    """
+    tokens: list[str] = [first_token]
+    values: list[float | None] = [None]
+    tops: list[dict[str, float] | None] = [None]
+    offsets = [0]
+    offset = len(first_token)
+    for lp in [*(p for p in prompt if p is not None), *output]:
+        tokens.append(lp.token)
+        values.append(max(lp.logprob, MIN_LOGPROB))
+        alternatives = {t: max(v, MIN_LOGPROB) for _, t, v in lp.top[:top]}
+        alternatives.setdefault(lp.token, max(lp.logprob, MIN_LOGPROB))
+        tops.append(alternatives)
+        offsets.append(offset)
+        offset += len(lp.token)
+    return {
+        "tokens": tokens,
+        "token_logprobs": values,
+        "top_logprobs": tops,
+        "text_offset": offsets,
+    }
 
 
 def completion_logprobs(lps: list[TokenLogprob], top: int, offset: int) -> dict[str, object]:

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 from llmeco.errors import ConfigError
+from llmeco.plugins import BackendSpec, get_registry
 from llmeco.server.app import build_app
 from llmeco.server.retention import retention_running
 from llmeco.server.state import ServerState
@@ -309,14 +310,29 @@ def open_auth(
     return auth
 
 
+def engine_backend(settings: Settings) -> BackendSpec:
+    """The backend ``LLMECO_ENGINE_BACKEND`` names, from the plugin registry.
+
+    Raises:
+        ConfigError: no registered backend has that name (the message lists them).
+    """
+    backends = get_registry().backends()
+    try:
+        return backends[settings.engine_backend]
+    except KeyError:
+        raise ConfigError(
+            f"LLMECO_ENGINE_BACKEND={settings.engine_backend!r} is not a registered engine "
+            f"backend; registered: {', '.join(sorted(backends))} (see `llmeco plugins list`)"
+        ) from None
+
+
 def load_engine(ref: str, settings: Settings) -> ModelSlot:
     """Load one model reference into a hot-swappable slot (its served name is the slot
     engine's ``model_info.name``)."""
-    from llmeco.engine.async_engine import AsyncEngine
     from llmeco.engine.swap import ModelSlot
 
-    log.info("loading model", extra={"ref": ref})
-    engine = AsyncEngine.from_ref(ref, settings)
+    log.info("loading model", extra={"ref": ref, "backend": settings.engine_backend})
+    engine = engine_backend(settings).load(ref, settings, None)
     log.info("model ready", extra={"ref": ref, "model": engine.model_info.name})
     return ModelSlot(engine, ref, drain_timeout=settings.swap_drain_seconds)
 
@@ -327,12 +343,14 @@ def follower_for(
     """Hot swap: follows each ``NAME@alias`` model's alias in the registry (started by
     :meth:`ServerRuntime.serve`), and reloads any model on
     ``POST /admin/models/{name}/reload``."""
-    from llmeco.engine.async_engine import AsyncEngine
     from llmeco.registry.registry import Registry
     from llmeco.server.hotswap import ModelFollower
 
+    backend = engine_backend(settings)
+
     def load(ref: str, name: str) -> EngineClient:
-        return AsyncEngine.from_ref(ref, settings, name=name)
+        engine: EngineClient = backend.load(ref, settings, name)
+        return engine
 
     return ModelFollower(
         slots,

@@ -21,6 +21,8 @@ Task = Literal["pretrain", "sft", "classify"]
 
 #: Linear layers of a Llama block (what LoRA adapts by default).
 LLAMA_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+#: Phi-3 keeps q/k/v and gate/up fused in one layer each; adapted by default too.
+FUSED_LINEARS = ("qkv_proj", "gate_up_proj")
 
 #: Llama size presets for pretraining: hidden, layers, heads, kv heads, intermediate.
 PRESETS: dict[str, dict[str, int]] = {
@@ -120,9 +122,10 @@ class LoraSpec(_Strict):
     alpha: float = Field(default=32.0, gt=0, description="Scaling numerator (update × alpha/r).")
     dropout: float = Field(default=0.05, ge=0, lt=1, description="Dropout on the adapter input.")
     target_modules: list[str] = Field(
-        default_factory=lambda: list(LLAMA_LINEARS),
+        default_factory=lambda: [*LLAMA_LINEARS, *FUSED_LINEARS],
         min_length=1,
-        description="Names of the linear layers to adapt (Llama: q/k/v/o and the MLP's three).",
+        description="Names of the linear layers to adapt (q/k/v/o and the MLP's three, or "
+        "Phi-3's fused qkv_proj and gate_up_proj; names a model lacks are skipped).",
     )
 
 

@@ -55,6 +55,7 @@ def tiny_engine(tiny_llama_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
         kv_block_size=8,
         max_num_batched_tokens=48,  # small budget: long prompts are chunked
         max_num_seqs=8,
+        quantization="none",  # float32, as HF runs it (the CPU default quantizes)
     )
     return AsyncEngine.from_ref(str(tiny_llama_dir), settings)
 
@@ -83,7 +84,8 @@ async def test_tiny_llama_staggered_prompts_match_hf(
 @pytest.mark.slow
 async def test_smollm2_chat_prompts_match_hf(default_model_dir: Path, tmp_path: Path) -> None:
     engine = AsyncEngine.from_ref(
-        str(default_model_dir), Settings(home=tmp_path, kv_cache_tokens=4096)
+        str(default_model_dir),
+        Settings(home=tmp_path, kv_cache_tokens=4096, quantization="none"),  # float32, as HF
     )
     try:
         hf = AutoModelForCausalLM.from_pretrained(default_model_dir, dtype=torch.float32).eval()

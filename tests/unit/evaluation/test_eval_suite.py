@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from llmeco.errors import ConfigError
-from llmeco.evaluation.builtin_tasks import PerplexityConfig, register_builtin_tasks
+from llmeco.evaluation.builtin_tasks import PerplexityConfig, register_builtin_retrievers
 from llmeco.evaluation.context import EvalContext, RetrieverFactory, TaskResult
 from llmeco.evaluation.report import compare_runs, metric_directions
 from llmeco.evaluation.suite import load_suite
-from llmeco.evaluation.tasks import TASK_TYPES, TaskConfig, TaskType
+from llmeco.evaluation.tasks import TASK_TYPES, TaskConfig, TaskType, register_task, task_types
 
 SHIPPED = Path(__file__).resolve().parents[3] / "examples" / "eval" / "suite.yaml"
 
@@ -99,8 +99,12 @@ def test_metric_directions_say_which_way_each_metric_improves() -> None:
     assert metric_directions({"tasks": {"t": {}}}) == {}
 
 
-def test_builtin_tasks_are_registered_explicitly_and_plugins_keep_their_types() -> None:
-    assert TASK_TYPES["perplexity"].config is PerplexityConfig  # registered by the suite module
+def test_builtin_tasks_come_from_the_hook_and_register_task_overrides() -> None:
+    types = task_types()
+    assert types["perplexity"].config is PerplexityConfig  # registered through the hook
+    assert {"perplexity", "multiple_choice", "classification", "generation", "retrieval"} <= set(
+        types
+    )
 
     class Mine(TaskConfig):
         pass
@@ -108,14 +112,11 @@ def test_builtin_tasks_are_registered_explicitly_and_plugins_keep_their_types() 
     async def run_mine(config: Mine, ctx: EvalContext) -> TaskResult:
         return TaskResult(0, {})
 
-    table: dict[str, TaskType] = {"perplexity": TaskType(Mine, run_mine)}
+    register_task("mine_only_here", Mine, run_mine)
+    try:
+        assert task_types()["mine_only_here"] == TaskType(Mine, run_mine)
+    finally:
+        del TASK_TYPES["mine_only_here"]
     retrievers: dict[str, RetrieverFactory] = {}
-    register_builtin_tasks(table, retrievers)
-    assert set(table) == {
-        "perplexity",
-        "multiple_choice",
-        "classification",
-        "generation",
-        "retrieval",
-    }
-    assert table["perplexity"].config is Mine and list(retrievers) == ["kb"]
+    register_builtin_retrievers(retrievers)
+    assert list(retrievers) == ["kb"]

@@ -110,3 +110,21 @@ def test_expand_paths_names_files_relative_to_their_folder(tmp_path: Path) -> No
     one, two = read_document(tmp_path / "kb" / "a.md"), read_document(single)
     assert one.content_hash != two.content_hash
     assert read_document(tmp_path / "kb" / "a.md").content_hash == one.content_hash
+
+
+def test_html_table_rows_name_their_cells_by_column(tmp_path: Path) -> None:
+    page = tmp_path / "hours.html"
+    page.write_text(
+        "<h2>Opening hours</h2><p>The usual week.</p>"
+        "<table><caption>Weekly hours</caption>"
+        "<tr><th>Day</th><th>Doors</th><th>Blood test room</th></tr>"
+        "<tr><td>Monday</td><td>07:30 to 18:30</td><td>07:45 &ndash; 11:30</td></tr>"
+        "<tr><td>Thursday</td><td>08:00 to 13:00</td><td></td></tr>"
+        "</table><table><tr><td>Fee</td><td>&euro;15</td></tr></table><p>After.</p>"
+    )
+    text = read_document(page).text
+    assert "Weekly hours\n\n" in text
+    assert "Monday: Doors 07:30 to 18:30; Blood test room 07:45 \u2013 11:30.\n" in text
+    assert "Thursday: Doors 08:00 to 13:00.\n" in text  # an empty cell says nothing
+    assert "Fee; \u20ac15." in text  # no header row: the cells in order
+    assert text.index("Opening hours") < text.index("Monday") < text.index("After.")

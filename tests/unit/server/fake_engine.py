@@ -48,6 +48,8 @@ class FakeEngine:
     dead: bool = False
     #: Registry version it pretends to serve (``ModelInfo.version``).
     version: str = ""
+    #: Prompt tokens it reports as served from its prefix cache (at most the prompt).
+    cached_tokens: int = 0
     running: int = 0
     requests: list[str] = field(default_factory=list)
     params: list[SamplingParams] = field(default_factory=list)
@@ -131,6 +133,7 @@ class FakeEngine:
                         )
                     )
                 out = RequestOutput(request_id, ids, deltas, finished=last)
+                out.num_cached_tokens = min(self.cached_tokens, len(ids))
                 if step == 0:
                     out.queue_time = 0.0
                     out.time_to_first_token = time.perf_counter() - arrival

@@ -52,6 +52,7 @@ async def test_chat_non_streaming_counts_usage_exactly(
         "prompt_tokens": prompt,
         "completion_tokens": len(REPLY),
         "total_tokens": prompt + len(REPLY),
+        "prompt_tokens_details": {"cached_tokens": 0},
     }
     # No max_tokens: the rest of the context, as vLLM does for chat.
     assert fake.params[-1].max_tokens == 256 - prompt
@@ -177,6 +178,7 @@ async def test_chat_stream_n2_include_usage_logprobs(
         "prompt_tokens": prompt,
         "completion_tokens": 2 * len(REPLY),
         "total_tokens": prompt + 2 * len(REPLY),
+        "prompt_tokens_details": {"cached_tokens": 0},
     }
 
 
@@ -226,7 +228,12 @@ async def test_completions(client: httpx.AsyncClient, fake: FakeEngine) -> None:
     assert body["id"].startswith("cmpl-")
     assert body["choices"][0]["text"] == REPLY[:16]  # OpenAI's default max_tokens is 16
     assert body["choices"][0]["finish_reason"] == "length"
-    assert body["usage"] == {"prompt_tokens": 4, "completion_tokens": 16, "total_tokens": 20}
+    assert body["usage"] == {
+        "prompt_tokens": 4,
+        "completion_tokens": 16,
+        "total_tokens": 20,
+        "prompt_tokens_details": {"cached_tokens": 0},
+    }
 
 
 async def test_completions_batch_n_echo_tokens(client: httpx.AsyncClient) -> None:
@@ -235,7 +242,12 @@ async def test_completions_batch_n_echo_tokens(client: httpx.AsyncClient) -> Non
     choices = r.json()["choices"]
     assert [c["index"] for c in choices] == [0, 1, 2, 3]
     assert all(c["text"] == REPLY[:4] for c in choices)
-    assert r.json()["usage"] == {"prompt_tokens": 5, "completion_tokens": 16, "total_tokens": 21}
+    assert r.json()["usage"] == {
+        "prompt_tokens": 5,
+        "completion_tokens": 16,
+        "total_tokens": 21,
+        "prompt_tokens_details": {"cached_tokens": 0},
+    }
     r = await client.post(
         "/v1/completions",
         json={"model": "fake-model", "prompt": [72, 105], "max_tokens": 2, "echo": True},
@@ -365,3 +377,17 @@ async def test_metrics_after_requests(client: httpx.AsyncClient) -> None:
     assert 'model="",route="/v1/chat/completions",status="404"' in text
     assert f'llmeco_generation_tokens_total{{model="fake-model"}} {2.0 * len(REPLY)}' in text
     assert 'llmeco_num_requests_running{model="fake-model"} 0.0' in text
+
+
+async def test_cached_prompt_tokens_are_reported_in_usage(
+    client: httpx.AsyncClient, fake: FakeEngine
+) -> None:
+    fake.cached_tokens = 3
+    r = await client.post("/v1/completions", json={"model": "fake-model", "prompt": ["abcd", "ef"]})
+    assert r.json()["usage"]["prompt_tokens_details"] == {"cached_tokens": 5}
+    r = await client.post("/v1/chat/completions", json=CHAT)
+    assert r.json()["usage"]["prompt_tokens_details"] == {"cached_tokens": 3}
+    body = {**CHAT, "stream": True, "stream_options": {"include_usage": True}}
+    r = await client.post("/v1/chat/completions", json=body)
+    last = sse_events(r.text)[-2]
+    assert last["usage"]["prompt_tokens_details"] == {"cached_tokens": 3}

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 from llmeco.apps.agents.mcp_client import McpConnection, open_mcp_tools
 from llmeco.apps.agents.profile import AGENT_PREFIX, AgentProfile, KbSearchOptions
-from llmeco.apps.agents.tools import Tool, builtin_tool
+from llmeco.apps.agents.tools import Tool
 from llmeco.errors import ConfigError, NotFound
+from llmeco.plugins import get_registry
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,8 @@ class AgentHub:
                     raise ConfigError(
                         f"{profile.where()}: another agent profile is named {profile.name!r}"
                     )
-                tools = [builtin_tool(options) for options in profile.tools]
+                kinds = get_registry().tools()
+                tools = [kinds[options.kind].build(options) for options in profile.tools]
                 for spec in profile.mcp:
                     connection, offered = await open_mcp_tools(profile, spec)
                     connections.append(connection)

@@ -43,12 +43,14 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    SerializeAsAny,
     ValidationError,
     field_validator,
     model_validator,
 )
 
 from llmeco.errors import ConfigError
+from llmeco.plugins import get_registry
 
 #: Tool and server names: what OpenAI-style function names allow.
 NAME_PATTERN = r"^[a-zA-Z0-9_-]{1,64}$"
@@ -63,7 +65,11 @@ class _Strict(BaseModel):
 
 
 class ToolOptions(_Strict):
-    """Options every built-in tool takes."""
+    """Options every tool takes; a plugin's tool options subclass this with
+    ``kind: Literal["its_kind"]``."""
+
+    #: Which tool (a built-in kind or one a plugin registers).
+    kind: str = Field(min_length=1)
 
     #: The name the model calls it by (default: the tool's own, e.g. ``kb_search``).
     name: str | None = Field(default=None, pattern=NAME_PATTERN)
@@ -191,7 +197,8 @@ class AgentProfile(_Strict):
     name: str = Field(pattern=AGENT_NAME_PATTERN)
     model: str | None = Field(default=None, min_length=1)
     system: str = Field(default="", max_length=20_000)
-    tools: list[BuiltinTool] = Field(default_factory=list)
+    #: Built-in tool kinds (:data:`BUILTIN_KINDS`) or any kind a plugin registers.
+    tools: list[SerializeAsAny[ToolOptions]] = Field(default_factory=list)
     mcp: list[McpServerSpec] = Field(default_factory=list)
     max_steps: int = Field(default=5, ge=1, le=50)
     tool_timeout: float = Field(default=30.0, gt=0, le=600)
@@ -204,6 +211,35 @@ class AgentProfile(_Strict):
     parallel_tool_calls: bool = False
 
     _source: Path | None = PrivateAttr(default=None)
+
+    @field_validator("tools", mode="before")
+    @classmethod
+    def _tool_kinds(cls, value: Any) -> Any:
+        """Each entry validated by the options model of its ``kind`` (plugin registry)."""
+        if not isinstance(value, list):
+            return value
+        kinds = get_registry().tools()
+        out: list[Any] = []
+        for i, item in enumerate(value):
+            if isinstance(item, ToolOptions):
+                out.append(item)
+                continue
+            kind = item.get("kind") if isinstance(item, dict) else None
+            spec = kinds.get(kind) if isinstance(kind, str) else None
+            if spec is None:
+                raise ValueError(
+                    f"tools[{i}]: unknown tool kind {kind!r}; known kinds: "
+                    f"{', '.join(sorted(kinds))}"
+                )
+            try:
+                out.append(spec.options.model_validate(item))
+            except ValidationError as exc:
+                problems = "; ".join(
+                    f"{'.'.join(str(p) for p in e['loc']) or kind}: {e['msg']}"
+                    for e in exc.errors()
+                )
+                raise ValueError(f"tools[{i}] ({kind}): {problems}") from None
+        return out
 
     @field_validator("tools", mode="before")
     @classmethod

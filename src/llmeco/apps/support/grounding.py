@@ -1,16 +1,29 @@
-"""Grounding a generated answer in the turn's passages, sentence by sentence.
+"""Grounding a generated answer in the turn's passages, sentence by sentence and fact by fact.
 
 A sentence of the answer is kept when a passage sentence says the same thing (cosine ≥
-:data:`MIN_SUPPORT`) and that passage sentence is itself about the question (≥
-:data:`MIN_RELEVANCE`); it then cites that passage as ``[n]``. Sentences no passage supports
-are dropped; when none survives, the answer is the sentence of passage ``[1]`` closest to the
-question, quoted with its citation.
+:data:`MIN_SUPPORT`), that passage sentence is itself about the question (≥
+:data:`MIN_RELEVANCE`), and every fact the sentence states (number, time, amount, duration,
+date, proper name: :func:`~llmeco.apps.support.facts.facts_of`) appears in that passage
+sentence; it then cites that passage as ``[n]``. A small model cites the right passage and
+then writes a count off by ten or a closing time that appears nowhere, which sentence
+similarity alone lets through: the fact check does not. Sentences that fail are dropped.
+
+The *answer sentence* (:func:`answer_sentence`) is the passage sentence most likely to hold
+what was asked: closest to the question, sharing its words (the words of the last message
+count most, so a follow-up's new subject wins), and stating the kind of fact the question
+asks for (a number for "how much / how long / when", a name for "who / where"). When no
+generated sentence survives, the answer is that sentence, quoted with its citation; when the
+kept sentences leave out one of its facts (the model answered beside the point, "it
+varies", or picked another row of a table), it is quoted after them. Quoting is appended,
+never inserted, so a streamed answer equals the plain one.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
+from llmeco.apps.support.facts import facts_of, missing_facts
 from llmeco.apps.support.protocols import Embeds
 from llmeco.apps.support.text import (
     CLAIM_WORDS,
@@ -25,6 +38,58 @@ from llmeco.apps.support.turn import SupportTurn
 MIN_SUPPORT = 0.6
 #: ... and only when that passage sentence is at least this similar to the question.
 MIN_RELEVANCE = 0.35
+#: Weight of the last message's word overlap when choosing the answer sentence.
+LAST_WORDS_WEIGHT = 0.3
+#: Weight of the earlier question's word overlap (a follow-up's context).
+CONTEXT_WORDS_WEIGHT = 0.1
+#: Bonus for a sentence stating the kind of fact the question asks for.
+KIND_WEIGHT = 0.15
+#: Bonus for passage [1] (the one retrieval ranked first).
+FIRST_PASSAGE_WEIGHT = 0.03
+
+_ASKS_NUMBER = re.compile(
+    r"\b(?:how (?:much|many|long|often|soon|far|old|early|late|quickly)|when|what time|"
+    r"what hours?|until|till|cost|price|fee|charge|pay|number|percentage|rate|deadline|"
+    r"days?|hours?|minutes?|weeks?|months?|years?|times?|open|close|limit|maximum|minimum)\b",
+    re.IGNORECASE,
+)
+_ASKS_NAME = re.compile(r"\b(?:who|whom|where|which|what is the name|called)\b", re.IGNORECASE)
+
+
+def _stems(text: str) -> set[str]:
+    return {w[:5] for w in content_words(text)}
+
+
+def answer_sentence(turn: SupportTurn) -> tuple[int, str] | None:
+    """The evidence sentence most likely to answer the turn's question, as ``(passage number,
+    sentence)``; None without evidence. See the module docstring for how it is chosen."""
+    evidence = turn.evidence
+    if evidence is None or not evidence.sentences:
+        return None
+    last = str(turn.extra.get("last") or turn.query)
+    context = str(turn.extra.get("context") or "")
+    last_stems = _stems(last)
+    context_stems = _stems(context) - last_stems
+    wants_number = bool(_ASKS_NUMBER.search(last) or (context and _ASKS_NUMBER.search(context)))
+    wants_name = bool(_ASKS_NAME.search(last))
+
+    def score(i: int) -> float:
+        n, text = evidence.sentences[i]
+        stems = _stems(text)
+        value = float(evidence.relevance[i])
+        if last_stems:
+            value += LAST_WORDS_WEIGHT * len(last_stems & stems) / len(last_stems)
+        if context_stems:
+            value += CONTEXT_WORDS_WEIGHT * len(context_stems & stems) / len(context_stems)
+        facts = facts_of(text)
+        if (wants_number and any(any(c.isdigit() for c in f) for f in facts)) or (
+            wants_name and any(not any(c.isdigit() for c in f) for f in facts)
+        ):
+            value += KIND_WEIGHT
+        return value + (FIRST_PASSAGE_WEIGHT if n == 1 else 0.0)
+
+    best = max(range(len(evidence.sentences)), key=lambda i: (score(i), -i))
+    return evidence.sentences[best]
 
 
 class Grounder:
@@ -49,6 +114,7 @@ class Grounder:
         self._gap = ""  # whitespace after the last shown sentence, shown before the next
         self._kept = 0
         self._claims: set[str] = set()
+        self._said = ""  # the claims shown so far (for the answer sentence's facts)
 
     def feed(self, text: str) -> str:
         """Add generated ``text``; return what is now ready to show."""
@@ -64,18 +130,25 @@ class Grounder:
         return "".join(out)
 
     def finish(self) -> str:
-        """The rest of the answer, once generation has ended."""
+        """The rest of the answer, once generation has ended: the last sentence if it holds,
+        then the answer sentence quoted when nothing held or what held leaves out one of its
+        facts."""
         out = self._sentence(self._buffer.strip(), "")
         self._buffer = ""
         if self._kept == 0:
             out += self.extractive()
+            return out
+        best = answer_sentence(self.turn)
+        if best is not None and missing_facts(best[1], [self._said]):
+            out += self._show([(with_marker(best[1], best[0]), "")])
         return out
 
     def _sentence(self, sentence: str, space: str) -> str:
         text = sentence.strip()
         if not text:
             return ""
-        if len(content_words(MARKERS.sub("", text))) < CLAIM_WORDS:
+        bare = MARKERS.sub("", text)
+        if len(content_words(bare)) < CLAIM_WORDS and not facts_of(bare):
             text = MARKERS.sub("", text).strip()  # a connective cites nothing
             if not text:
                 return ""
@@ -90,6 +163,7 @@ class Grounder:
         source = self.support(text)
         if source is None:
             return ""
+        self._said += " " + text
         shown = self._show([*self._pending, (with_marker(text, source), space)])
         self._pending = []
         return shown
@@ -103,25 +177,34 @@ class Grounder:
         return out
 
     def support(self, sentence: str) -> int | None:
-        """The passage number supporting ``sentence``, or None when no passage does."""
+        """The passage number supporting ``sentence``, or None when no passage does: the
+        passage of the closest evidence sentence (cosine ≥ :data:`MIN_SUPPORT`, itself about
+        the question) that states every fact of ``sentence``. Facts are checked against the
+        supporting sentence, not the whole passage, so a count or a time copied from another
+        row of a table or another clause does not pass as this claim's."""
         evidence = self.turn.evidence
         if evidence is None or not evidence.sentences:
             return None
-        vector = self.embedder.embed([MARKERS.sub("", sentence)])[0]
+        bare = MARKERS.sub("", sentence)
+        vector = self.embedder.embed([bare])[0]
         sims = evidence.vectors @ vector
-        best = int(sims.argmax())
-        if sims[best] < MIN_SUPPORT or evidence.relevance[best] < MIN_RELEVANCE:
-            return None
-        return evidence.sentences[best][0]
+        facts = facts_of(bare)
+        for i in (int(j) for j in sims.argsort()[::-1]):
+            if sims[i] < MIN_SUPPORT:
+                break
+            if evidence.relevance[i] < MIN_RELEVANCE:
+                continue
+            number, text = evidence.sentences[i]
+            if not facts or not missing_facts(bare, [text]):
+                return number
+        return None
 
     def extractive(self) -> str:
-        """The sentence of passage ``[1]`` closest to the question, citing ``[1]``."""
-        evidence = self.turn.evidence
-        if evidence is None or not evidence.sentences:
+        """The answer sentence (:func:`answer_sentence`), quoted with its citation."""
+        best = answer_sentence(self.turn)
+        if best is None:
             return ""
-        first = [i for i, (n, _) in enumerate(evidence.sentences) if n == 1]
-        best = max(first, key=lambda i: float(evidence.relevance[i]))
-        return self._show([(with_marker(evidence.sentences[best][1], 1), "")])
+        return self._show([(with_marker(best[1], best[0]), "")])
 
 
 def ground(answer: str, turn: SupportTurn, embedder: Embeds) -> str:

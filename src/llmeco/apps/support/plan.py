@@ -13,7 +13,13 @@ from llmeco.apps.answerability import Gate, Signals, default_gate
 from llmeco.apps.spec import PromptSpec
 from llmeco.apps.support.protocols import Embeds, Searcher
 from llmeco.apps.support.signals import token_recall, word_similarities
-from llmeco.apps.support.text import content_words, focus, query_for, sentences_of
+from llmeco.apps.support.text import (
+    content_words,
+    conversation_turn,
+    focus,
+    query_for,
+    sentences_of,
+)
 from llmeco.apps.support.turn import Citation, Evidence, SupportTurn
 from llmeco.engine.request import SamplingParams
 from llmeco.rag.retrieve import Hit
@@ -74,6 +80,9 @@ def plan_turn(
     if turn.handoff_reason is not None:
         return turn
     turn.evidence = evidence_for(found, order)
+    last, context = conversation_turn(messages)
+    turn.extra["last"] = focus(last).strip() or last
+    turn.extra["context"] = context
     sampling = SamplingParams(max_tokens=max_tokens, temperature=temperature, seed=seed)
     turn.spec = prompt_for(messages, turn.citations, company, sampling)
     return turn

@@ -42,16 +42,34 @@ def content_words(text: str) -> list[str]:
     return [w for w in _WORD.findall(text.lower()) if w not in STOP and len(w) > 2]
 
 
-def query_for(messages: Sequence[dict[str, str]]) -> str:
-    """The retrieval query for a conversation: the last user message, with the previous user
-    message prepended when the last one is a short follow-up ("and in winter?")."""
+#: A message that leans on the one before: it opens like a continuation or points back.
+_FOLLOW_UP = re.compile(
+    r"^\s*(?:and|also|what about|how about|and what about|what if|same for|or)\b|"
+    r"\b(?:it|its|it's|that|this|they|them|their|those|these|there|one|ones|he|she|him|her)\b",
+    re.IGNORECASE,
+)
+
+
+def conversation_turn(messages: Sequence[dict[str, str]]) -> tuple[str, str]:
+    """``(last user message, the user message it follows up)``: the second is empty unless
+    the last one is a follow-up, i.e. short (fewer than three content words), opening like a
+    continuation ("and for accessories?", "what about…") or pointing back ("it", "that",
+    "there"), with an earlier user message to lean on."""
     users = [m["content"] for m in messages if m.get("role") == "user" and m.get("content")]
     if not users:
-        return ""
+        return "", ""
     last = users[-1].strip()
-    if len(content_words(last)) < 3 and len(users) > 1:
-        return f"{users[-2].strip()} {last}"
-    return last
+    if len(users) > 1 and (len(content_words(last)) < 3 or _FOLLOW_UP.search(last)):
+        return last, users[-2].strip()
+    return last, ""
+
+
+def query_for(messages: Sequence[dict[str, str]]) -> str:
+    """The retrieval query for a conversation: the last user message, with the previous user
+    message prepended when the last one is a follow-up (:func:`conversation_turn`), so "and
+    on Wednesdays?" is searched with what it is about."""
+    last, context = conversation_turn(messages)
+    return f"{context} {last}" if context else last
 
 
 def focus(query: str) -> str:

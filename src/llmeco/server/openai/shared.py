@@ -65,21 +65,62 @@ ResponseFormat = Annotated[
 ]
 
 
+class PromptTokensDetails(BaseModel):
+    """Breakdown of the prompt tokens (OpenAI's ``usage.prompt_tokens_details``)."""
+
+    cached_tokens: int = Field(
+        default=0, description="Prompt tokens served from the prefix cache, not recomputed."
+    )
+
+
 class Usage(BaseModel):
     """Exact token counts of a request."""
 
     prompt_tokens: int
     completion_tokens: int = 0
     total_tokens: int
+    prompt_tokens_details: PromptTokensDetails | None = Field(
+        default=None, exclude_if=lambda v: v is None
+    )
 
 
-def usage(prompt_tokens: int, completion_tokens: int) -> Usage:
-    """A :class:`Usage` with the total filled in."""
+def usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int | None = None) -> Usage:
+    """A :class:`Usage` with the total filled in; ``cached_tokens`` (chat and completions)
+    adds ``prompt_tokens_details``."""
     return Usage(
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
         total_tokens=prompt_tokens + completion_tokens,
+        prompt_tokens_details=(
+            None if cached_tokens is None else PromptTokensDetails(cached_tokens=cached_tokens)
+        ),
     )
+
+
+class PredictionText(BaseModel):
+    """One text part of a predicted output."""
+
+    model_config = STRICT
+
+    type: Literal["text"] = "text"
+    text: str
+
+
+class Prediction(BaseModel):
+    """OpenAI predicted outputs: text the answer will largely repeat (an edit of a file, a
+    corrected paragraph). It drafts tokens for speculative decoding; the output is the same
+    as without it, only faster when the prediction is right."""
+
+    model_config = STRICT
+
+    type: Literal["content"] = "content"
+    content: str | list[PredictionText]
+
+    def text(self) -> str:
+        """The prediction as one string."""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(part.text for part in self.content)
 
 
 class SamplingRequest(BaseModel):
@@ -108,6 +149,12 @@ class SamplingRequest(BaseModel):
     repetition_penalty: float | None = Field(default=None, gt=0, le=10)
     stop_token_ids: list[int] | None = Field(default=None, max_length=64)
     ignore_eos: bool = False
+    prompt_logprobs: int | None = Field(
+        default=None, ge=0, le=20, description="vLLM: logprobs of every prompt token (+ top N)."
+    )
+    prediction: Prediction | None = Field(
+        default=None, description="OpenAI predicted outputs: a speculative draft source."
+    )
 
     def check(self, vocab_size: int) -> None:
         """Reject combinations the schema cannot express, naming the parameter."""
@@ -162,4 +209,6 @@ class SamplingRequest(BaseModel):
             ignore_eos=self.ignore_eos,
             logprobs=logprobs,
             structured=self.structured(),
+            prompt_logprobs=self.prompt_logprobs,
+            prediction=self.prediction.text() if self.prediction is not None else None,
         )

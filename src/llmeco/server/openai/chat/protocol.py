@@ -176,3 +176,7 @@ class ChatCompletionResponse(BaseModel):
     choices: list[ChatCompletionChoice]
     usage: Usage
     system_fingerprint: str | None = None
+    #: vLLM's ``prompt_logprobs`` (asked with ``prompt_logprobs``): per prompt token, null first.
+    prompt_logprobs: list[dict[str, dict[str, Any]] | None] | None = Field(
+        default=None, exclude_if=lambda v: v is None
+    )

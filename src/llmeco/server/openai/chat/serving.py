@@ -18,7 +18,12 @@ from llmeco.engine.request import ChatPrompt, SequenceDelta
 from llmeco.errors import InvalidRequest
 from llmeco.modeling.tool_parsers import StreamDelta, ToolStream
 from llmeco.server.errors import describe
-from llmeco.server.generation import Generation, chat_logprobs, resolve_max_tokens
+from llmeco.server.generation import (
+    Generation,
+    chat_logprobs,
+    resolve_max_tokens,
+    vllm_prompt_logprobs,
+)
 from llmeco.server.openai.chat.messages import render_messages
 from llmeco.server.openai.chat.protocol import (
     ChatCompletionChoice,
@@ -71,6 +76,8 @@ class OpenAIServingChat:
         req.check(info.vocab_size)
         if req.top_logprobs is not None and not req.logprobs:
             raise InvalidRequest("top_logprobs requires logprobs to be true", param="top_logprobs")
+        if req.stream and req.prompt_logprobs is not None:
+            raise InvalidRequest("prompt_logprobs are not streamed", param="prompt_logprobs")
         plan = plan_tools(req, self.state.settings, info)
         prompt = ChatPrompt(
             render_messages(req.messages),
@@ -115,8 +122,13 @@ class OpenAIServingChat:
             created=created,
             model=name,
             choices=choices,
-            usage=usage(gen.prompt_tokens, gen.completion_tokens),
+            usage=usage(gen.prompt_tokens, gen.completion_tokens, gen.cached_tokens),
             system_fingerprint=gen.fingerprint,
+            prompt_logprobs=(
+                vllm_prompt_logprobs(gen.prompt_logprobs[0])
+                if req.prompt_logprobs is not None
+                else None
+            ),
         )
         return Response(body.model_dump_json(), media_type="application/json")
 
@@ -163,7 +175,9 @@ class OpenAIServingChat:
                     reason = finish_reason(d.finish_reason, bool(stream.calls), plan.legacy)
                     yield chunk(index, {}, None, reason)
             if req.include_usage:
-                yield chunks.usage(usage(gen.prompt_tokens, gen.completion_tokens).model_dump())
+                yield chunks.usage(
+                    usage(gen.prompt_tokens, gen.completion_tokens, gen.cached_tokens).model_dump()
+                )
         except Exception as exc:  # after the 200 went out, errors travel as an SSE event
             yield sse(describe(exc)[1])
         yield DONE

@@ -15,7 +15,9 @@ class CompletionRequest(SamplingRequest):
     prompt: str | list[str] | list[int] | list[list[int]] = Field(
         description="Text, a batch of texts, token ids, or a batch of token-id lists."
     )
-    max_tokens: int | None = Field(default=16, ge=1, description="Default 16, as OpenAI's.")
+    max_tokens: int | None = Field(
+        default=16, ge=0, description="Default 16, as OpenAI's; 0 with echo scores the prompt."
+    )
     logprobs: int | None = Field(default=None, ge=0, le=20, description="Top alternatives.")
     echo: bool = Field(default=False, description="Prepend the prompt to each choice's text.")
     best_of: int | None = Field(default=None, ge=1, le=128, description="Only null or n.")
@@ -29,6 +31,10 @@ class CompletionChoice(BaseModel):
     text: str
     logprobs: dict[str, Any] | None = None
     finish_reason: str | None
+    #: vLLM's ``prompt_logprobs`` (asked with ``prompt_logprobs``): per prompt token, null first.
+    prompt_logprobs: list[dict[str, dict[str, Any]] | None] | None = Field(
+        default=None, exclude_if=lambda v: v is None
+    )
 
 
 class CompletionResponse(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,7 +13,13 @@ from starlette.responses import Response
 from llmeco.engine.protocol import EngineClient
 from llmeco.errors import InvalidRequest
 from llmeco.server.errors import describe
-from llmeco.server.generation import Generation, completion_logprobs, resolve_max_tokens
+from llmeco.server.generation import (
+    Generation,
+    completion_logprobs,
+    echo_logprobs,
+    resolve_max_tokens,
+    vllm_prompt_logprobs,
+)
 from llmeco.server.openai.completions.protocol import (
     CompletionChoice,
     CompletionRequest,
@@ -69,9 +76,11 @@ class OpenAIServingCompletion:
             raise InvalidRequest("suffix is not supported by this server", param="suffix")
         if req.best_of is not None and req.best_of != req.n:
             raise InvalidRequest("best_of other than n is not supported", param="best_of")
-        if req.echo and req.logprobs is not None:
+        if req.stream and (req.prompt_logprobs is not None or (req.echo and req.logprobs)):
             raise InvalidRequest(
-                "echo with logprobs (prompt logprobs) is not supported", param="echo"
+                "prompt logprobs (echo with logprobs, prompt_logprobs) are not streamed; "
+                "set stream to false",
+                param="stream",
             )
 
     async def create(self, req: CompletionRequest, request: Request) -> Response:
@@ -92,6 +101,9 @@ class OpenAIServingCompletion:
             max_tokens = resolve_max_tokens(info.max_model_len, len(ids), req.max_tokens)
         assert max_tokens is not None
         params = req.sampling_params(max_tokens, req.logprobs)
+        if req.echo and req.logprobs is not None:  # the prompt's tokens get logprobs too
+            wanted = max(req.logprobs, req.prompt_logprobs or 0)
+            params = dataclasses.replace(params, prompt_logprobs=wanted)
         gen = Generation(engine, params, ctx.request_id, self.state.metrics.timer(name))
         await gen.start(prompts, request)
         response_id = f"cmpl-{ctx.request_id}"
@@ -108,12 +120,24 @@ class OpenAIServingCompletion:
         for r in results:
             prefix = echo[r.index // req.n] if echo else ""
             lps = None
-            if req.logprobs is not None:
+            prompt_lps = gen.prompt_logprobs[r.index // req.n]
+            if req.logprobs is not None and echo and prompt_lps is not None:
+                first = engine.decode(gen.prompt_ids[r.index // req.n][:1])
+                lps = echo_logprobs(first, prompt_lps, r.logprobs, req.logprobs)
+            elif req.logprobs is not None:
                 lps = completion_logprobs(r.logprobs, req.logprobs, 0)
             text = prefix + "".join(r.text)
             choices.append(
                 CompletionChoice(
-                    index=r.index, text=text, logprobs=lps, finish_reason=r.finish_reason
+                    index=r.index,
+                    text=text,
+                    logprobs=lps,
+                    finish_reason=r.finish_reason,
+                    prompt_logprobs=(
+                        vllm_prompt_logprobs(prompt_lps)
+                        if req.prompt_logprobs is not None
+                        else None
+                    ),
                 )
             )
         body = CompletionResponse(
@@ -121,7 +145,7 @@ class OpenAIServingCompletion:
             created=created,
             model=name,
             choices=choices,
-            usage=usage(gen.prompt_tokens, gen.completion_tokens),
+            usage=usage(gen.prompt_tokens, gen.completion_tokens, gen.cached_tokens),
             system_fingerprint=gen.fingerprint,
         )
         return Response(body.model_dump_json(), media_type="application/json")
@@ -153,7 +177,9 @@ class OpenAIServingCompletion:
                 if d.text or lps is not None or d.finish_reason is not None:
                     yield chunk(index, d.text, lps, d.finish_reason)
             if req.include_usage:
-                yield chunks.usage(usage(gen.prompt_tokens, gen.completion_tokens).model_dump())
+                yield chunks.usage(
+                    usage(gen.prompt_tokens, gen.completion_tokens, gen.cached_tokens).model_dump()
+                )
         except Exception as exc:  # after the 200 went out, errors travel as an SSE event
             yield sse(describe(exc)[1])
         yield DONE

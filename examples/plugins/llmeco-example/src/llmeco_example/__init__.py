@@ -1,0 +1,1 @@
+"""A template llmeco plugin (see README.md)."""

@@ -1,0 +1,1 @@
+"""Clinical-note analysis for llmeco: de-identification, extraction, interaction flags."""

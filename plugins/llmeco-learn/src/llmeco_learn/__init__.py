@@ -1,0 +1,1 @@
+"""Learning recommendations for llmeco: learner profiles, a content library, next items."""

@@ -1,0 +1,1 @@
+"""Knowledge bases over HTTP: ``/v1/kb`` (list, create, documents, search, delete)."""

@@ -1,0 +1,59 @@
+"""The support assistant on the held-out handbook (``examples/handbooks/hr``, never tuned or
+calibrated on) must not get worse: the first answerable questions, asked through the served
+default model exactly as ``llmeco kb eval --answers`` asks them, must be answered correctly
+at most 5 points below the figure ``benchmarks/support.py --record`` wrote for the same
+questions (``benchmarks/results-support-heldout.json``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from llmeco.apps.support.evaluate import load_items
+from llmeco.rag.kb import KnowledgeBase
+from llmeco.rag.parse import expand_paths
+from llmeco.server.support.evaluation import evaluate_answers
+from llmeco.settings import Settings
+from llmeco.store import Store
+
+if TYPE_CHECKING:
+    from llmeco.rag.embed import Embedder
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+ROOT = Path(__file__).resolve().parents[3]
+HELD_OUT = ROOT / "examples" / "handbooks" / "hr"
+RECORD = ROOT / "benchmarks" / "results-support-heldout.json"
+#: How far below the recorded figure the share of correct answers may fall.
+TOLERANCE = 0.05
+
+
+def test_heldout_handbook_answers_stay_correct(
+    tmp_path: Path, default_model_dir: Path, embedder: Embedder
+) -> None:
+    recorded = json.loads(RECORD.read_text())["hr"]["test_sample"]
+    manifest = json.loads((HELD_OUT / "handbook.json").read_text())
+    assert manifest["held_out"] is True
+    settings = Settings(home=tmp_path)
+    kb = KnowledgeBase.create(Store.from_settings(settings), "hr", embedder)
+    for path, doc in expand_paths([HELD_OUT / d for d in manifest["documents"]]):
+        kb.add_file(path, doc)
+    items = load_items(HELD_OUT / "questions.jsonl")[: recorded["questions"]]
+    scored = asyncio.run(
+        evaluate_answers(
+            settings,
+            "hr",
+            items,
+            embedder,
+            model=str(default_model_dir),
+            max_tokens=recorded["max_tokens"],
+            concurrency=4,
+        )
+    )
+    misses = [(o.id, o.expected, o.answer) for o in scored.outcomes if not o.correct]
+    assert scored.correct >= recorded["correct"] - TOLERANCE, misses
+    assert scored.grounded == 1.0, [o.missing for o in scored.outcomes if not o.grounded]

@@ -1,0 +1,88 @@
+"""Fact-level grounding and follow-ups of the support assistant, on a real embedder and a
+real knowledge base (no model: the answers a small model writes are given as text)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from llmeco.apps.support import ground, plan_turn, query_for
+from llmeco.apps.support.grounding import answer_sentence
+from llmeco.apps.support.text import conversation_turn
+from llmeco.rag.kb import KnowledgeBase
+from llmeco.settings import Settings
+from llmeco.store import Store
+
+if TYPE_CHECKING:
+    from llmeco.rag.embed import Embedder
+
+
+@pytest.fixture
+def kb(tmp_path: Path, embedder: Embedder, acme_handbook: str) -> KnowledgeBase:
+    kb = KnowledgeBase.create(Store.from_settings(Settings(home=tmp_path)), "acme", embedder)
+    kb.add_text("handbook.md", acme_handbook)
+    return kb
+
+
+def user(text: str) -> dict[str, str]:
+    return {"role": "user", "content": text}
+
+
+def test_a_sentence_with_a_number_the_passage_lacks_is_dropped_for_the_passage_sentence(
+    kb: KnowledgeBase, embedder: Embedder
+) -> None:
+    turn = plan_turn([user("How long do refunds take?")], kb, embedder)
+    assert not turn.handoff
+    # close in meaning to the passage sentence, but fifteen is nowhere in it
+    made_up = "Refunds are paid to the original card within fifteen business days."
+    answer = ground(made_up, turn, embedder)
+    assert "fifteen" not in answer and "five business days" in answer
+    assert answer.endswith("[1].")
+    right = "Refunds are paid to the original card within five business days."
+    assert ground(right, turn, embedder).startswith(right[:-1] + " [1].")
+
+
+def test_an_answer_beside_the_point_gets_the_passage_sentence_quoted_after_it(
+    kb: KnowledgeBase, embedder: Embedder
+) -> None:
+    turn = plan_turn([user("How many charge cycles are batteries covered for?")], kb, embedder)
+    best = answer_sentence(turn)
+    assert best is not None and "eight hundred charge cycles" in best[1]
+    answer = ground("Batteries are covered by the warranty.", turn, embedder)
+    assert "eight hundred charge cycles" in answer
+
+
+def test_a_follow_up_is_searched_with_the_question_it_follows(
+    kb: KnowledgeBase, embedder: Embedder
+) -> None:
+    messages = [
+        user("How long is the warranty on the frame?"),
+        {"role": "assistant", "content": "Every bicycle frame has a ten year warranty [1]."},
+        user("And for the batteries?"),
+    ]
+    assert conversation_turn(messages) == (
+        "And for the batteries?",
+        "How long is the warranty on the frame?",
+    )
+    assert query_for(messages) == "How long is the warranty on the frame? And for the batteries?"
+    turn = plan_turn(messages, kb, embedder)
+    assert not turn.handoff
+    answer = ground("It depends on the battery.", turn, embedder)
+    assert "two years" in answer  # the batteries' sentence, not the frame's
+    # a question that stands on its own is searched alone
+    alone = [*messages[:2], user("When is the shop in Calder open on Saturdays?")]
+    assert conversation_turn(alone)[1] == ""
+
+
+def test_a_short_line_with_a_number_is_a_claim_not_a_connective(
+    kb: KnowledgeBase, embedder: Embedder
+) -> None:
+    turn = plan_turn([user("How long do refunds take?")], kb, embedder)
+    answer = ground(
+        "Yes. Clause 9.7. Refunds are paid to the original card within five business days.",
+        turn,
+        embedder,
+    )
+    assert "9.7" not in answer and answer.startswith("Yes. Refunds are paid")
