@@ -148,6 +148,8 @@ class KnowledgeBase:
         self._embedder = embedder
         self._index: VectorIndex | None = None
         self._lock = threading.Lock()
+        #: When the row was created (set by :meth:`create`/:meth:`open`; see :meth:`exists`).
+        self.created_at: datetime | None = None
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -169,11 +171,14 @@ class KnowledgeBase:
         with store.session() as s:
             if s.execute(sa.select(KbRow.id).where(KbRow.name == name)).first():
                 raise InvalidRequest(f"knowledge base {name!r} already exists")
-            row = KbRow(name=name, embed_model=model, version=0, created_at=datetime.now(UTC))
+            created = datetime.now(UTC)
+            row = KbRow(name=name, embed_model=model, version=0, created_at=created)
             s.add(row)
             s.flush()
             kb_id = int(row.id)
-        return cls(store, name, kb_id, model, embedder, **kwargs)
+        kb = cls(store, name, kb_id, model, embedder, **kwargs)
+        kb.created_at = created
+        return kb
 
     @classmethod
     def open(
@@ -186,13 +191,27 @@ class KnowledgeBase:
         """
         with store.session() as s:
             row = s.execute(
-                sa.select(KbRow.id, KbRow.embed_model).where(KbRow.name == name)
+                sa.select(KbRow.id, KbRow.embed_model, KbRow.created_at).where(KbRow.name == name)
             ).first()
             if row is None:
                 names = s.execute(sa.select(KbRow.name).order_by(KbRow.name)).scalars().all()
                 known = ", ".join(names) or "none yet; create one with `llmeco kb create NAME`"
                 raise NotFound(f"no knowledge base named {name!r} (known: {known})")
-        return cls(store, name, int(row[0]), str(row[1]), embedder, **kwargs)
+        kb = cls(store, name, int(row[0]), str(row[1]), embedder, **kwargs)
+        kb.created_at = row[2]
+        return kb
+
+    def exists(self) -> bool:
+        """Whether this knowledge base is still in the store: not deleted since it was
+        opened, by this process or another, nor deleted and created again (a store may reuse
+        the row id, so the creation time is compared too)."""
+        with self.store.session() as s:
+            created = s.execute(
+                sa.select(KbRow.created_at).where(KbRow.id == self.id)
+            ).scalar_one_or_none()
+        if created is None:
+            return False
+        return self.created_at is None or _naive(created) == _naive(self.created_at)
 
     def drop(self) -> None:
         """Delete this knowledge base with all its documents and chunks (cached vectors stay)."""
@@ -415,6 +434,11 @@ class KnowledgeBase:
             if self._index is None or self._index.version != version:
                 self._index = VectorIndex.load(s, self.id, self.embedder.dimensions, int(version))
             return self._index
+
+
+def _naive(value: datetime) -> datetime:
+    """UTC without tzinfo (SQLite hands back naive datetimes, PostgreSQL aware ones)."""
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
 def _insert_vectors(s: Session, model: str, vectors: dict[str, np.ndarray]) -> None:

@@ -333,3 +333,16 @@ def test_the_embedder_can_be_shared_by_threads(embedder: Embedder) -> None:
         results = [f.result() for f in [pool.submit(calls[i % 4]) for i in range(64)]]
     assert all(r[0][0][:2] == ["how", "long"] for r in results[0::4])
     assert len({tuple(r) for r in results[1::4]}) == 1
+
+
+def test_desk_reopens_a_knowledge_base_deleted_and_created_again(
+    desk: SupportDesk, store: Store, embedder: Embedder
+) -> None:
+    first = desk.knowledge_base("acme")
+    assert desk.knowledge_base("acme") is first  # cached while it exists
+    first.drop()  # as DELETE /v1/kb/acme or `llmeco kb delete acme` (any process) does
+    again = KnowledgeBase.create(store, "acme", embedder)
+    again.add_text("new.md", "# Hours\n\nWe open at nine.")
+    reopened = desk.knowledge_base("acme")
+    assert reopened is not first and reopened.id == again.id
+    assert [h.doc for h in reopened.search("When do you open?", k=1)] == ["new.md"]

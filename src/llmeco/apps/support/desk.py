@@ -52,7 +52,8 @@ class SupportDesk:
         return self._cached
 
     def knowledge_base(self, name: str) -> KnowledgeBase:
-        """The named knowledge base (opened once, then cached).
+        """The named knowledge base (opened once, then cached while it exists: one deleted
+        and re-created under the same name, over HTTP or by the CLI, is opened again).
 
         Raises:
             NotFound: no knowledge base has that name (``param="model"``, since clients
@@ -60,6 +61,9 @@ class SupportDesk:
         """
         with self._lock:
             kb = self._kbs.get(name)
+            if kb is not None and not kb.exists():
+                del self._kbs[name]
+                kb = None
             if kb is None:
                 try:
                     kb = KnowledgeBase.open(self.store, name, self.embedder)

@@ -110,11 +110,12 @@ class KbService:
         fresh = KnowledgeBase.open(store, name, self.state.embedder)
         desk = self.state.support
         shared = desk.knowledge_base(name) if desk is not None else None
-        if shared is not None and shared.id == fresh.id:
+        same = (fresh.id, fresh.created_at)  # a re-created KB may get the old row id back
+        if shared is not None and (shared.id, shared.created_at) == same:
             return shared
         with self._lock:
             cached = self._kbs.get(name)
-            if cached is not None and cached.id == fresh.id:
+            if cached is not None and (cached.id, cached.created_at) == same:
                 return cached
             self._kbs[name] = fresh
             return fresh
