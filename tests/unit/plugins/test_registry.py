@@ -167,9 +167,9 @@ def test_plugin_reader_redaction_tool_backend_and_loader_reach_their_users(
     )
     assert [t.kind for t in profile.tools] == ["echo", "calculator"]
     assert registry.tools()["echo"].build(profile.tools[0]) == ("echo-tool", True)
-    with pytest.raises(ValueError, match=r"unknown tool kind 'nope'; known kinds: .*echo"):
+    with pytest.raises(ValueError, match=r"entry 0: unknown tool kind 'nope'; known kinds: .*echo"):
         AgentProfile.model_validate({"name": "a", "tools": [{"kind": "nope"}]})
-    with pytest.raises(ValueError, match=r"tools\[0\] \(echo\): loud"):
+    with pytest.raises(ValueError, match=r"entry 0 \(echo\): loud"):
         AgentProfile.model_validate({"name": "a", "tools": [{"kind": "echo", "loud": "x"}]})
     settings = Settings(engine_backend="fake")
     assert engine_backend(settings).load("m", settings, None) == ("fake-engine", "m", None)

@@ -48,6 +48,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from llmeco.errors import ConfigError
 from llmeco.plugins import get_registry
@@ -227,9 +228,10 @@ class AgentProfile(_Strict):
             kind = item.get("kind") if isinstance(item, dict) else None
             spec = kinds.get(kind) if isinstance(kind, str) else None
             if spec is None:
-                raise ValueError(
-                    f"tools[{i}]: unknown tool kind {kind!r}; known kinds: "
-                    f"{', '.join(sorted(kinds))}"
+                raise PydanticCustomError(
+                    "tool_kind",
+                    "entry {i}: unknown tool kind '{kind}'; known kinds: {known}",
+                    {"i": i, "kind": kind, "known": ", ".join(sorted(kinds))},
                 )
             try:
                 out.append(spec.options.model_validate(item))
@@ -238,7 +240,11 @@ class AgentProfile(_Strict):
                     f"{'.'.join(str(p) for p in e['loc']) or kind}: {e['msg']}"
                     for e in exc.errors()
                 )
-                raise ValueError(f"tools[{i}] ({kind}): {problems}") from None
+                raise PydanticCustomError(
+                    "tool_options",
+                    "entry {i} ({kind}): {problems}",
+                    {"i": i, "kind": kind, "problems": problems},
+                ) from None
         return out
 
     @field_validator("tools", mode="before")

@@ -89,10 +89,10 @@ def test_defaults_and_the_mapping_form() -> None:
     [
         (
             "name: a\ntools: [{kb_search: {kb: x, k: 50}}]",
-            "tools.0.kb_search.k: Input should be less",
+            "tools: entry 0 (kb_search): k: Input should be less",
         ),
-        ("name: a\ntools: [browser]", "tools.0: Input tag 'browser' found using 'kind' does not"),
-        ("name: a\ntools: [{kb_search: {}}]", "tools.0.kb_search.kb: Field required"),
+        ("name: a\ntools: [browser]", "tools: entry 0: unknown tool kind 'browser'; known kinds"),
+        ("name: a\ntools: [{kb_search: {}}]", "tools: entry 0 (kb_search): kb: Field required"),
         ("name: a\ntools: [{classify: {labels: [a, a]}}]", "labels must be distinct"),
         ("name: a\ntools: [calculator, calculator]", "two tools are named calculator"),
         ("name: a\nmax_steps: 0", "max_steps: Input should be greater than or equal to 1"),
