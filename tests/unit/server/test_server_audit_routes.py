@@ -158,6 +158,16 @@ async def test_checkpoints_and_inclusion_proofs(client: httpx.AsyncClient, serve
     assert (await client.get("/admin/audit/entries/0/proof")).status_code == 400
 
 
+async def test_sequence_numbers_beyond_the_store_column_are_a_400(
+    client: httpx.AsyncClient,
+) -> None:
+    too_big = str(2**63)  # found by schemathesis: SQLite overflowed into a 500
+    r = await client.get("/admin/audit/entries", params={"after": too_big})
+    assert "after" in str(error(r, 400)["param"])
+    r = await client.get(f"/admin/audit/entries/{too_big}/proof")
+    assert error(r, 400)
+
+
 async def test_admin_scope_only(client: httpx.AsyncClient, served: Served) -> None:
     _, token = key(served, ["chat", "embeddings", "models", "audio", "completions"])
     for path in ("entries", "verify", "checkpoints", "entries/1/proof"):

@@ -38,6 +38,8 @@ router = APIRouter(
 )
 
 MAX_PAGE = 500
+#: Largest sequence number a store column holds (signed 64-bit); larger is a 400, not a 500.
+MAX_SEQ = 2**63 - 1
 
 
 # ---- schemas ------------------------------------------------------------------------------
@@ -247,7 +249,10 @@ async def list_entries(
     since: str | None = Query(default=None, max_length=64, description="ISO 8601, inclusive."),
     until: str | None = Query(default=None, max_length=64, description="ISO 8601, exclusive."),
     after: int | None = Query(
-        default=None, ge=0, description="Cursor: continue after this seq (in `order`)."
+        default=None,
+        ge=0,
+        le=MAX_SEQ,
+        description="Cursor: continue after this seq (in `order`).",
     ),
     order: Literal["asc", "desc"] = Query(default="desc", description="By seq; newest first."),
     limit: int = Query(default=100, ge=1, le=MAX_PAGE),
@@ -318,7 +323,7 @@ async def sign_checkpoint(ledger: AuditLedger = Depends(get_ledger)) -> AuditChe
 
 @router.get("/entries/{seq}/proof", response_model=InclusionProof)
 async def prove(
-    seq: int = PathParam(ge=1, description="The entry to prove."),
+    seq: int = PathParam(ge=1, le=MAX_SEQ, description="The entry to prove."),
     ledger: AuditLedger = Depends(get_ledger),
 ) -> InclusionProof:
     """An inclusion proof of entry ``seq`` against the latest signed checkpoint (404 until
