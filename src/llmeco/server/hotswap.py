@@ -127,11 +127,18 @@ class ModelFollower:
         return epoch, latest
 
     def _moved(self, name: str) -> bool:
-        """Whether the followed alias changed since the last look (the first look records)."""
+        """Whether the followed alias changed since the last look.
+
+        The first look has nothing to compare with, so it reports a change: the alias may
+        have moved between the load that started serving and this look (a replica that
+        restarts during a promote), and :meth:`reload` is a no-op when the version served is
+        the one the alias names.
+        """
         ref = self.followed()[name]
         state = self._watch_state(ref)
-        before = self._epochs.setdefault(name, state)
-        return state != before
+        before = self._epochs.get(name)
+        self._epochs[name] = state
+        return before is None or state != before
 
     def _target(self, slot: ModelSlot) -> str:
         """The reference to load now: the alias resolved to ``NAME:version``, or the plain

@@ -144,3 +144,64 @@ async def test_unchanged_plain_reference_needs_force(live_swap: LiveServer) -> N
 
 async def test_no_admin_model_routes_without_follower(client: httpx.AsyncClient) -> None:
     assert (await client.post(f"/admin/models/{NAME}/reload")).status_code == 404
+
+
+class AliasRegistry:
+    """The reads the follower makes of a registry (one model's alias), and its close."""
+
+    def __init__(self, version: int) -> None:
+        self.version = version
+        self.epoch = 1
+        self.store = type("Store", (), {"close": lambda self: None})()
+
+    def move(self, version: int) -> None:
+        self.version, self.epoch = version, self.epoch + 1
+
+    def alias_epoch(self, name: str) -> int:
+        return self.epoch
+
+    def resolve(self, name: str, alias: str) -> object:
+        return type("Resolved", (), {"ref": f"fake:{self.version}"})()
+
+
+async def follow(versions: Versions, registry: AliasRegistry) -> tuple[ModelSlot, ModelFollower]:
+    slot = ModelSlot(versions.make(), "fake@production", drain_timeout=5)
+    follower = ModelFollower(
+        {NAME: slot},
+        versions.load,
+        lambda: registry,  # type: ignore[arg-type,return-value]
+        poll_seconds=0.01,
+    )
+    follower.start()
+    return slot, follower
+
+
+async def test_alias_moved_before_the_first_poll_is_followed(versions: Versions) -> None:
+    # A replica that loaded version 1, then saw the promote land before its poller's first
+    # look, must still move to version 2.
+    registry = AliasRegistry(version=2)
+    slot, follower = await follow(versions, registry)
+    try:
+        for _ in range(200):
+            if slot.model_info.version == "fake:2":
+                break
+            await asyncio.sleep(0.01)
+        assert slot.model_info.version == "fake:2"
+        registry.move(3)
+        for _ in range(200):
+            if slot.model_info.version == "fake:3":
+                break
+            await asyncio.sleep(0.01)
+        assert slot.model_info.version == "fake:3"
+        assert len(versions.loaded) == 3
+    finally:
+        await follower.aclose()
+
+
+async def test_unmoved_alias_loads_nothing(versions: Versions) -> None:
+    slot, follower = await follow(versions, AliasRegistry(version=1))
+    try:
+        await asyncio.sleep(0.2)  # many polls
+        assert slot.model_info.version == "fake:1" and len(versions.loaded) == 1
+    finally:
+        await follower.aclose()
