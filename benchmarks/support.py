@@ -24,8 +24,11 @@ it has them (never ``hr``). ``--sample N`` asks the first N questions of each fi
 check). ``--record PATH`` writes the held-out figures that
 ``tests/integration/apps/test_support_heldout.py`` guards.
 
-``--calibrate`` runs no model: it fits the answerability gate on the calibration sets and
-prints it with the rates it gives (``--write`` ships it as ``src/llmeco/apps/default_gate.json``).
+``--calibrate`` runs no model: it fits the shipped answerability gate on the calibration sets of
+every handbook that has them, the held-out one never among them
+(:func:`llmeco.apps.answerability.fit_pooled_gate`), and prints it with its leave-one-KB-out
+rates and its rates on each of those handbooks' evaluation questions (``--write`` ships it as
+``src/llmeco/apps/default_gate.json``).
 
     LLMECO_HOME=/tmp/llmeco-bench .venv/bin/python benchmarks/support.py > result.json
     LLMECO_HOME=/tmp/llmeco-bench .venv/bin/python benchmarks/support.py --sample 5 --peers none
@@ -38,6 +41,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import hashlib
 import json
 import socket
 import sys
@@ -133,25 +137,39 @@ def load(name: str) -> list[dict[str, Any]]:
     return [json.loads(x) for x in (QUESTIONS / name).read_text().splitlines() if x.strip()]
 
 
-def calibrate(kb: KnowledgeBase, embedder: Embedder, write: bool) -> dict[str, Any]:
-    """Fit the gate on the calibration sets; report it on both (see the module docstring)."""
-    gate = calibration.calibrate(
-        kb, embedder, embedder.name, *(QUESTIONS / n for n in SETS["calibration"])
-    )
-    ea, eu = (
-        calibration.question_signals(kb, embedder, [q["query"] for q in load(n)])
-        for n in SETS["evaluation"]
-    )
+def calibrate(store: Store, embedder: Embedder, write: bool) -> dict[str, Any]:
+    """Fit the shipped gate on every calibration set (never the held-out handbook's); report
+    its leave-one-KB-out rates and its rates on each knowledge base's evaluation questions."""
+    books = [b for b in handbooks() if b.calibration is not None and not b.held_out]
+    sets: dict[str, tuple[list[answerability.Signals], list[answerability.Signals]]] = {}
+    evaluation: dict[str, tuple[list[answerability.Signals], list[answerability.Signals]]] = {}
+    files: dict[str, str] = {}
+    for book in books:
+        assert book.calibration is not None
+        kb = build_kb(store, book, embedder)
+        # one call for both files, as ``kb calibrate`` makes it: a turn's embeddings are
+        # cached, and a vector computed in another batch can differ in the last bits
+        a, u = (calibration.read_questions(p) for p in book.calibration)
+        signals = calibration.question_signals(kb, embedder, [*a, *u])
+        sets[book.name] = (signals[: len(a)], signals[len(a) :])
+        evaluation[book.name] = tuple(  # type: ignore[assignment]
+            calibration.question_signals(kb, embedder, calibration.read_questions(p))
+            for p in book.questions[:2]
+        )
+        for path in book.calibration:
+            # relative to the repository, so the shipped file does not name this machine
+            files[str(path.relative_to(ROOT))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    gate = answerability.fit_pooled_gate(sets, embed_model=embedder.name, sources={"files": files})
     if write:
-        # paths relative to the repository, so the shipped file does not name this machine
-        files = gate.fitted_on.get("files", {})
-        gate.fitted_on["files"] = {str(Path(k).relative_to(ROOT)): v for k, v in files.items()}
         answerability.DEFAULT_GATE.write_text(gate.to_json() + "\n")
     return {
         "gate": json.loads(gate.to_json()),
         "evaluation": {
-            "answered": round(sum(map(gate.answers, ea)) / len(ea), 3),
-            "handoff_unanswerable": round(sum(not gate.answers(x) for x in eu) / len(eu), 3),
+            name: {
+                "answered": round(sum(map(gate.answers, ea)) / len(ea), 3),
+                "handoff_unanswerable": round(sum(not gate.answers(x) for x in eu) / len(eu), 3),
+            }
+            for name, (ea, eu) in evaluation.items()
         },
         "written": str(answerability.DEFAULT_GATE) if write else None,
     }
@@ -385,11 +403,8 @@ async def main() -> None:
     ap.add_argument("--write", action="store_true", help="with --calibrate: ship the gate")
     args = ap.parse_args()
     if args.calibrate:
-        settings = Settings()
         embedder = Embedder()
-        kb = open_or_create(Store.from_settings(settings), "handbook", embedder)
-        kb.add_file(ROOT / "examples" / "corpus" / "handbook.md")
-        print(json.dumps(calibrate(kb, embedder, args.write)))
+        print(json.dumps(calibrate(Store.from_settings(Settings()), embedder, args.write)))
         embedder.close()
         return
     result = await measure(args)

@@ -15,24 +15,41 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from llmeco.client._types_audit import (
+    AuditCheckpoint,
+    AuditEntry,
+    AuditEntryList,
+    CheckpointList,
+    InclusionProof,
+    VerifyProblem,
+    VerifyResult,
+)
+from llmeco.client._types_base import (
+    Request,
+    Response,
+)
+from llmeco.client._types_kb import (
+    AddTextRequest,
+    CreateKbRequest,
+    DocumentAdded,
+    DocumentDeleted,
+    DocumentForm,
+    DocumentInfo,
+    KbDeleted,
+    KbDetails,
+    KbList,
+    KbSummary,
+    SearchHit,
+    SearchRequest,
+    SearchResponse,
+)
 
 #: What ``POST /v1/apps/write/{action}`` can do.
 WriteAction = Literal["outline", "continue", "rewrite", "shorten", "expand"]
 #: Encodings of spoken answers.
 SpeechFormat = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]
-
-
-class Request(BaseModel):
-    """Base of request bodies: unknown fields are a bug in the client, so they are refused."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class Response(BaseModel):
-    """Base of response bodies: fields a newer server adds are kept, not refused."""
-
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
 
 
 # ---------------------------------------------------------------- requests
@@ -416,208 +433,74 @@ class Readiness(Response):
     models: list[str]
 
 
-# ---------------------------------------------------------------- knowledge bases
-
-
-class CreateKbRequest(Request):
-    """``POST /v1/kb``: a new, empty knowledge base (1-200 characters, no '/')."""
-
-    name: str
-
-
-class AddTextRequest(Request):
-    """``POST /v1/kb/{name}/documents/text``: a document given as Markdown or plain text."""
-
-    name: str
-    text: str
-
-
-class DocumentForm(Request):
-    """``POST /v1/kb/{name}/documents``: the multipart form (``file`` is the upload;
-    ``document`` its name in the knowledge base, default the file name)."""
-
-    file: bytes
-    document: str | None = None
-
-
-class SearchRequest(Request):
-    """``POST /v1/kb/{name}/search``: a question; ``k`` passages, widened by ``neighbors``."""
-
-    query: str
-    k: int | None = None
-    neighbors: int | None = None
-
-
-class KbSummary(Response):
-    """A knowledge base and its size (``created_at``: Unix seconds)."""
-
-    object: str = "knowledge_base"
-    name: str
-    embed_model: str
-    documents: int
-    chunks: int
-    created_at: int
-
-
-class KbList(Response):
-    """The knowledge bases the calling key may see."""
-
-    object: str = "list"
-    data: list[KbSummary]
-
-
-class DocumentInfo(Response):
-    """One document of a knowledge base (``added_at``: Unix seconds)."""
-
-    object: str = "knowledge_base.document"
-    name: str
-    source: str
-    chunks: int
-    content_hash: str
-    added_at: int
-
-
-class KbDetails(KbSummary):
-    """A knowledge base with its documents."""
-
-    document_list: list[DocumentInfo]
-
-
-class DocumentAdded(Response):
-    """What adding one document did: ``added``, ``updated`` or ``unchanged``."""
-
-    object: str = "knowledge_base.document.result"
-    kb: str
-    document: str
-    status: Literal["added", "updated", "unchanged"]
-    chunks: int
-    embedded: int
-
-
-class DocumentDeleted(Response):
-    """A removed document."""
-
-    object: str = "knowledge_base.document.deleted"
-    kb: str
-    document: str
-    deleted: bool = True
-    chunks: int
-
-
-class KbDeleted(Response):
-    """A deleted knowledge base."""
-
-    object: str = "knowledge_base.deleted"
-    name: str
-    deleted: bool = True
-    documents: int
-    chunks: int
-
-
-class SearchHit(Response):
-    """One passage, best first (``anchor``: ``doc#heading``)."""
-
-    rank: int
-    doc: str
-    section: str
-    anchor: str
-    start: int
-    end: int
-    text: str
-    context: str
-    score: float
-    similarity: float
-
-
-class SearchResponse(Response):
-    """The passages of ``kb`` that best answer ``query``."""
-
-    object: str = "list"
-    kb: str
-    query: str
-    data: list[SearchHit]
-
-
-# ---------------------------------------------------------------- audit ledger
-
-
-class AuditEntry(Response):
-    """One ledger entry: its hashed ``payload`` and indexed copies (bodies when asked)."""
-
-    seq: int
-    ts: str
-    kind: str
-    request_id: str | None = None
-    key_id: str | None = None
-    route: str | None = None
-    status: int | None = None
-    payload: dict[str, Any]
-    entry_hash: str
-    bodies_redacted_at: str | None = None
-    request_body: str | None = None
-    response_body: str | None = None
-
-
-class AuditEntryList(Response):
-    """A page of entries; pass ``last_seq`` as ``after`` for the next one."""
-
-    object: str = "list"
-    data: list[AuditEntry]
-    has_more: bool
-    first_seq: int | None = None
-    last_seq: int | None = None
-
-
-class VerifyProblem(Response):
-    """Something that failed to check (``seq``: the entry, when one is named)."""
-
-    seq: int | None
-    message: str
-
-
-class VerifyResult(Response):
-    """The outcome of re-walking the ledger (``llmeco audit verify --json``)."""
-
-    ok: bool
-    entries: int
-    checkpoints: int
-    archived_up_to: int
-    archived_checked: int
-    unchecked_checkpoints: int
-    first_bad_seq: int | None
-    problems: list[VerifyProblem]
-    notes: list[str]
-    public_key: str
-
-
-class AuditCheckpoint(Response):
-    """A signed statement of the tree's size and Merkle root (the export format)."""
-
-    id: int | None = None
-    log: str
-    size: int
-    root_hash: str
-    timestamp: str
-    public_key: str
-    signature: str
-
-
-class CheckpointList(Response):
-    """Stored checkpoints, newest first."""
-
-    object: str = "list"
-    data: list[AuditCheckpoint]
-
-
-class InclusionProof(Response):
-    """Proof that entry ``seq`` is in the signed tree of ``tree_size`` entries; check it
-    offline with ``llmeco audit verify --proof`` (the JSON is the same)."""
-
-    type: Literal["inclusion"]
-    seq: int
-    leaf_index: int
-    tree_size: int
-    entry: str
-    leaf_hash: str
-    audit_path: list[str]
-    checkpoint: AuditCheckpoint
+__all__ = [
+    "AddTextRequest",
+    "AliasInfo",
+    "AliasRequest",
+    "AuditCheckpoint",
+    "AuditEntry",
+    "AuditEntryList",
+    "CheckpointList",
+    "ClassifyRequest",
+    "CorrectRequest",
+    "CorrectResponse",
+    "CreateKbRequest",
+    "CreateKeyRequest",
+    "CreatedKey",
+    "DetokenizeRequest",
+    "DetokenizeResponse",
+    "DocumentAdded",
+    "DocumentDeleted",
+    "DocumentForm",
+    "DocumentInfo",
+    "DrainingVersion",
+    "ExtractRequest",
+    "ExtractResponse",
+    "FeedbackRequest",
+    "FeedbackResponse",
+    "ForgetResult",
+    "HandoffList",
+    "HandoffOut",
+    "Health",
+    "InclusionProof",
+    "KbDeleted",
+    "KbDetails",
+    "KbList",
+    "KbSummary",
+    "KeyInfo",
+    "KeyList",
+    "KeyUsage",
+    "LabelResponse",
+    "ModerateRequest",
+    "ModerateResponse",
+    "Readiness",
+    "Request",
+    "Response",
+    "SearchHit",
+    "SearchRequest",
+    "SearchResponse",
+    "SentimentRequest",
+    "ServedModel",
+    "SpeechFormat",
+    "SpokenAudio",
+    "SummarizeRequest",
+    "SummarizeResponse",
+    "SwapResult",
+    "TaskRequest",
+    "TaskResponse",
+    "TokenizeChatRequest",
+    "TokenizeCompletionRequest",
+    "TokenizeResponse",
+    "TranslateRequest",
+    "TranslateResponse",
+    "UpdateLimitsRequest",
+    "Usage",
+    "UsageList",
+    "VerifyProblem",
+    "VerifyResult",
+    "VoiceAnswer",
+    "VoiceForm",
+    "WriteAction",
+    "WriteRequest",
+    "WriteResponse",
+]

@@ -85,9 +85,10 @@ async def test_stream_bytes_pass_unchanged_and_the_gateways_usage_chunk_is_dropp
     )
 
 
-async def test_a_stream_broken_after_its_start_ends_with_an_error_event(tmp_path: Path) -> None:
+async def test_a_stream_broken_after_its_start_ends_with_an_error_event(cached_home: Path) -> None:
+    # tokens are counted with the default model's tokenizer: the cached home has it converted
     handler = lambda r: httpx.Response(200, stream=Body(CHUNK, broken=True))  # noqa: E731
-    client, _ = gateway_client(handler, Settings(home=tmp_path))
+    client, _ = gateway_client(handler, Settings(home=cached_home))
     async with client:
         r = await client.post("/v1/chat/completions", json={**CHAT, "stream": True})
         metrics = (await client.get("/metrics")).text
@@ -103,9 +104,10 @@ async def test_a_stream_broken_after_its_start_ends_with_an_error_event(tmp_path
     )
 
 
-async def test_a_stream_that_ends_without_done_is_not_silently_truncated(tmp_path: Path) -> None:
+async def test_a_stream_that_ends_without_done_is_not_silently_truncated(cached_home: Path) -> None:
+    # tokens are counted with the default model's tokenizer: the cached home has it converted
     handler = lambda r: httpx.Response(200, stream=Body(CHUNK))  # noqa: E731
-    client, _ = gateway_client(handler, Settings(home=tmp_path))
+    client, _ = gateway_client(handler, Settings(home=cached_home))
     async with client:
         r = await client.post(
             "/v1/completions", json={"model": "up", "prompt": "x", "stream": True}
