@@ -95,6 +95,9 @@ class Scheduler:
             for running in self.running:
                 self.cache_computed_blocks(running)
 
+        #: Hashes of the full blocks this step computes (prefix caching): a waiting sequence
+        #: whose next uncached block is among them waits one step and then reuses it.
+        computing: set[bytes] = set()
         i = 0
         while i < len(self.running) and budget > 0:
             seq = self.running[i]
@@ -110,6 +113,7 @@ class Scheduler:
             if seq.status is not RequestStatus.RUNNING:
                 continue  # seq preempted itself; the list shrank under i
             out.scheduled.append((seq, num_new))
+            self._note_computing(seq, num_new, computing)
             budget -= num_new
             i += 1
 
@@ -118,10 +122,13 @@ class Scheduler:
             if seq in out.preempted:
                 break  # do not re-admit in the step that preempted it
             if not seq.block_ids and self.pool.enable_caching and not seq.skip_prefix_cache:
+                if self._next_block_in(seq, computing):
+                    break  # first come, first served: no overtaking
                 admitted = self._admit_cached(seq, budget)
                 if admitted is None:
                     break  # first come, first served: no overtaking
                 num_new = admitted
+                self._note_computing(seq, num_new, computing)
             else:
                 num_new = min(seq.num_tokens - seq.num_computed, budget)
                 if not self._reserve(seq, seq.num_computed + num_new):
@@ -221,6 +228,26 @@ class Scheduler:
         stats.queried_tokens += seq.num_tokens
         stats.hit_tokens += cached
         return num_new
+
+    def _note_computing(self, seq: Sequence, num_new: int, computing: set[bytes]) -> None:
+        """Add the hashes of the prompt blocks ``seq`` fills this step to ``computing``."""
+        if not self.pool.enable_caching or seq.num_computed >= seq.prompt_len:
+            return
+        bs = self.pool.block_size
+        end = min(seq.num_computed + num_new, seq.prompt_len) // bs
+        hashes = seq.block_hashes_upto(end * bs, bs)
+        computing.update(hashes[seq.num_computed // bs : end])
+
+    def _next_block_in(self, seq: Sequence, computing: set[bytes]) -> bool:
+        """Whether the first block of ``seq``'s prompt not in the cache is being computed
+        this step by a sequence scheduled before it (a burst of requests sharing a system
+        prompt then computes it once, not once per request admitted with the first)."""
+        if not computing:
+            return False
+        bs = self.pool.block_size
+        hashes = seq.block_hashes_upto(seq.num_tokens - 1, bs)
+        hits = len(self.pool.lookup(hashes))
+        return hits < len(hashes) and hashes[hits] in computing
 
     def _reserve(self, seq: Sequence, num_tokens: int) -> bool:
         """Grow ``seq``'s block list to hold ``num_tokens``; False if the pool is short."""

@@ -208,3 +208,31 @@ def test_fork_shares_cached_blocks_and_copies_the_partial_one() -> None:
     s.finish(parent)
     s.finish(child)
     assert pool.num_used == 0
+
+
+def test_a_burst_sharing_an_uncached_prefix_computes_it_once() -> None:
+    """Requests that arrive together with the same system prompt: the first computes it,
+    the rest wait one step (not their turn to compute the same blocks again) and reuse it;
+    a request with another prompt behind them is not overtaken by nor overtakes them."""
+    s = Scheduler(BlockPool(64, BS, enable_caching=True), max_num_seqs=8, max_num_batched_tokens=64)
+    system = list(range(100, 112))  # three full blocks
+    burst = [seq(i, [*system, i, i + 1]) for i in range(3)]
+    other = seq(3, [200, 201, 202, 203, 204])
+    for sq in (*burst, other):
+        s.add(sq)
+    out = s.schedule()
+    assert plan(out) == [(0, 14)]  # the others would have computed the 12 system tokens again
+    run_step(s, out)
+    out = s.schedule()
+    # the system blocks are cached now: each later request computes its own 2 tokens only
+    assert plan(out) == [(0, 1), (1, 2), (2, 2), (3, 5)]
+    assert [sq.num_cached_tokens for sq in burst] == [0, 12, 12]
+    assert burst[1].block_ids[:3] == burst[0].block_ids[:3] == burst[2].block_ids[:3]
+
+
+def test_a_request_sharing_nothing_in_flight_is_admitted_at_once() -> None:
+    s = Scheduler(BlockPool(64, BS, enable_caching=True), max_num_seqs=8, max_num_batched_tokens=64)
+    a, b = seq(0, list(range(100, 110))), seq(1, list(range(300, 310)))
+    s.add(a)
+    s.add(b)
+    assert plan(s.schedule()) == [(0, 10), (1, 10)]

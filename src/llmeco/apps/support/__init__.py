@@ -9,8 +9,9 @@ that ``[1]`` is the one holding the sentence closest to the question.
 *Answerability* is judged before generating, by an answerability gate
 (:mod:`llmeco.apps.answerability`): a logistic regression over signals a small model cannot
 fake, fitted on labelled questions — per knowledge base with ``llmeco kb calibrate``
-(:mod:`~llmeco.apps.support.calibration`), or the shipped default fitted on
-``examples/kb-questions/calibration*.jsonl``. The signals (:mod:`~llmeco.apps.support.signals`):
+(:mod:`~llmeco.apps.support.calibration`), or the shipped default, pooled over the calibration
+sets of three knowledge bases with its threshold chosen leave-one-KB-out, so it holds on a
+knowledge base nobody labelled. The signals (:mod:`~llmeco.apps.support.signals`):
 
 * the best cosine similarity between the question and any single sentence of the top passages
   (sentence level, because chunk-level similarity is diluted by the rest of a chunk);
