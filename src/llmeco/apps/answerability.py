@@ -303,7 +303,7 @@ def fit_pooled_gate(
     threshold is chosen (:func:`choose_threshold`) on *leave-one-KB-out* probabilities: every
     knowledge base's questions scored by a gate fitted on the others only, pooled. That is
     how the gate meets a new knowledge base, so the rates it records (``out_of_kb``, overall
-    and per knowledge base) are the ones to expect on one.
+    and per knowledge base in ``by_kb``) are the ones to expect on one.
 
     Raises:
         ConfigError: fewer than two knowledge bases, or one with fewer than
@@ -343,7 +343,9 @@ def fit_pooled_gate(
             "c": c,
             "out_of_kb": {
                 **_rates(out, y, threshold),
-                **{name: _rates(out[kb == name], y[kb == name], threshold) for name in names},
+                "by_kb": {
+                    name: _rates(out[kb == name], y[kb == name], threshold) for name in names
+                },
             },
             **(sources or {}),
         },

@@ -118,8 +118,9 @@ def disagreements(fitted: Gate, shipped: Gate, calibration: Calibration) -> list
     got, want = fitted.fitted_on["out_of_kb"], shipped.fitted_on["out_of_kb"]
     for kb, (answerable, unanswerable) in calibration.items():
         for rate, n in (("answered", len(answerable)), ("handoff_unanswerable", len(unanswerable))):
-            if kb not in want or abs(got[kb][rate] - want[kb][rate]) > 1 / n + 1e-9:
-                out.append(f"{kb} out-of-KB {rate}: refit {got[kb][rate]} vs {want.get(kb)}")
+            mine, shipped_kb = got["by_kb"][kb], want["by_kb"].get(kb)
+            if shipped_kb is None or abs(mine[rate] - shipped_kb[rate]) > 1 / n + 1e-9:
+                out.append(f"{kb} out-of-KB {rate}: refit {mine[rate]} vs {shipped_kb}")
     if abs(got["auc"] - want["auc"]) > AUC_ABS:
         out.append(f"out-of-KB auc: refit {got['auc']} vs shipped {want['auc']}")
     return out
