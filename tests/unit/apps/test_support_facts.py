@@ -66,3 +66,12 @@ def test_a_citation_marker_ends_a_name() -> None:
         "harbour room",
         "bay",
     ]
+
+
+def test_codes_glued_to_digits_are_checked_whole() -> None:
+    passage = "Fill in form R2 at reception. Requests carry an HMAC-SHA256 of the body."
+    assert facts_of("You can fill in form R2 [1].") == ["r2"]
+    assert missing_facts("You can fill in form R2 [1].", [passage]) == []
+    assert missing_facts("It is an HMAC-SHA256 of the body [1].", [passage]) == []
+    assert missing_facts("Use form R3 instead [1].", [passage]) == ["r3"]
+    assert missing_facts("It is an HMAC-MD5 [1].", [passage]) == ["md5"]

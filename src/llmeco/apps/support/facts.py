@@ -97,8 +97,12 @@ _TOKEN = re.compile(r"\d+(?:[.:]\d+)*|%|[a-z0-9]+(?:'[a-z]+)?")
 _MARKERS = re.compile(r"\s*\[\d{1,2}\]")
 #: "one" is a pronoun as often as a number: not a fact on its own.
 _ONE = re.compile(r"\bone\b(?![\s-]+(?:hundred|thousand|million)\b)", re.IGNORECASE)
-#: Capitalised words (a proper name when not the first word of a sentence).
-_CAPITALISED = re.compile(r"\b[A-Z][a-zA-Z'&-]*(?:\s+(?:of\s+|the\s+)?[A-Z][a-zA-Z'&-]*)*")
+#: Capitalised words (a proper name when not the first word of a sentence). A word runs to
+#: its end: the letters of a code glued to digits ("R2", "HMAC-SHA256") are not a name of
+#: their own (the code is a number fact, and "HMAC" before the hyphen still is a name).
+_CAPITALISED = re.compile(
+    r"\b[A-Z][a-zA-Z'&-]*(?!\w)(?:\s+(?:of\s+|the\s+)?[A-Z][a-zA-Z'&-]*(?!\w))*"
+)
 _SENTENCE_START = re.compile(r"(?:^|[.!?:;]\s+|\n\s*|[-*•]\s+|\[\d{1,2}\]\s*)$")
 #: Capitalised words that are not names (sentence openers, pronouns, weekdays are names).
 _NOT_WORDS = (
