@@ -19,7 +19,9 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from llmeco.apps.answerability import open_gate
 from llmeco.apps.conversations import ConversationLog
+from llmeco.apps.support.calibration import GateStore
 from llmeco.apps.support.desk import SupportDesk
 from llmeco.cli.main import app as cli
 from llmeco.engine.async_engine import AsyncEngine
@@ -88,6 +90,9 @@ async def test_feedback_is_exported_and_trains_two_sft_steps(
     settings = Settings(home=home)
     store = Store.from_settings(settings)
     KnowledgeBase.create(store, "acme", embedder).add_text("handbook.md", acme_handbook)
+    # The loop is under test here, not the hand-off decision: this knowledge base's own gate
+    # (as `llmeco kb calibrate` would store one) answers every turn.
+    GateStore(store).put("acme", open_gate())
     log = ConversationLog(store, Cipher.from_settings(settings))
     desk = SupportDesk(store, embedder, log, company="Acme")
     engine = AsyncEngine.from_ref(str(tiny_llama_dir), settings)
