@@ -1,8 +1,11 @@
 """The support assistant on the held-out handbook (``examples/handbooks/hr``, never tuned or
 calibrated on) must not get worse: the first answerable questions, asked through the served
-default model exactly as ``llmeco kb eval --answers`` asks them, must be answered correctly
-at most 5 points below the figure ``benchmarks/support.py --record`` wrote for the same
-questions (``benchmarks/results-support-heldout.json``)."""
+default model exactly as ``llmeco kb eval --answers`` asks them, one at a time, must be
+answered correctly at most 5 points below the figure ``benchmarks/support.py --record`` wrote
+for the same questions asked the same way (``benchmarks/results-support-heldout.json``).
+One at a time because the served default runs quantized kernels, whose rounding depends on
+what else is in the batch; 24 questions so that one answer flipping between machines moves
+the share by less than the tolerance."""
 
 from __future__ import annotations
 
@@ -53,7 +56,7 @@ def test_heldout_handbook_answers_stay_correct(
             embedder,
             model=str(default_model_dir),
             max_tokens=recorded["max_tokens"],
-            concurrency=4,
+            concurrency=recorded["concurrency"],
         )
     )
     misses = [(o.id, o.expected, o.answer) for o in scored.outcomes if not o.correct]
