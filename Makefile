@@ -40,9 +40,12 @@ lint: $(STAMP)
 services:
 	@bash scripts/services.sh
 
+# Two pytest workers, each taking whole test files (module fixtures such as a served model
+# start once); tests that need a port, a database or a Redis db pick their own.
+# `pytest -n 0` runs serially.
 test: $(STAMP) lint services
 	$(BIN)/python scripts/check_lock.py
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/engine.py

@@ -8,8 +8,11 @@ the model and tokenizer are written as a plain safetensors directory under
 The cache key is the file name plus a fingerprint of (name, size, mtime, converter
 version), so a replaced file is converted again while an unchanged one never is. Writing
 goes to a temporary sibling directory that is renamed into place only when complete: a
-crash or Ctrl-C never leaves a half-written model behind, and two processes converting
-the same file at once both end up with one complete directory.
+crash or Ctrl-C never leaves a half-written model behind. A lock file beside it makes a
+second process that wants the same conversion (two servers, two test workers, Ray replicas
+starting together) wait for the first one's result instead of de-quantizing the same
+weights again; where locks do not work (some network filesystems), the rename still leaves
+one complete directory.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
 from rich.console import Console
 
 from llmeco.errors import ConfigError, NotFound
@@ -104,8 +108,18 @@ def ensure_converted(gguf: Path, models_dir: Path, console: Console | None = Non
     target = converted_dir(gguf, models_dir)
     if (target / SOURCE_FILE).is_file():
         return target
-    console = console or Console(stderr=True)
     models_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(models_dir / f".{target.name}.lock"):
+        if (target / SOURCE_FILE).is_file():  # converted while this process waited
+            return target
+        _convert(gguf, target, console or Console(stderr=True))
+    return target
+
+
+def _convert(gguf: Path, target: Path, console: Console) -> None:
+    """Write the conversion of ``gguf`` to a temporary sibling of ``target``, then rename it
+    into place (the caller holds the conversion lock)."""
+    models_dir = target.parent
     _remove_stale_tmp(models_dir, target.name)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=models_dir))
     tmp.chmod(0o755)  # mkdtemp makes it private; the model is not a secret
@@ -129,7 +143,6 @@ def ensure_converted(gguf: Path, models_dir: Path, console: Console | None = Non
         highlight=False,
         soft_wrap=True,
     )
-    return target
 
 
 def write_hf_dir(gguf: Path, out: Path, report: Report | None = None) -> None:

@@ -23,6 +23,11 @@ from llmeco.settings import Settings
 QUIET = Console(quiet=True)
 
 
+def _entries(models: Path) -> list[str]:
+    """What a conversion left in ``models``, besides the lock file that serialises them."""
+    return sorted(p.name for p in models.iterdir() if p.suffix != ".lock")
+
+
 @pytest.fixture
 def fake_gguf(tmp_path: Path) -> Path:
     path = tmp_path / "src" / "tiny.Q8_0.gguf"
@@ -75,14 +80,14 @@ def test_a_failed_conversion_leaves_nothing_behind(
     models = tmp_path / "models"
     with pytest.raises(RuntimeError, match="disk full"):
         gguf.ensure_converted(fake_gguf, models, QUIET)
-    assert list(models.iterdir()) == []
+    assert _entries(models) == []
 
 
 def test_unreadable_gguf_is_a_config_error(fake_gguf: Path, tmp_path: Path) -> None:
     models = tmp_path / "models"
     with pytest.raises(ConfigError, match="cannot convert"):
         gguf.ensure_converted(fake_gguf, models, QUIET)
-    assert list(models.iterdir()) == []
+    assert _entries(models) == []
 
 
 def test_losing_a_race_keeps_the_winners_copy(
@@ -101,7 +106,34 @@ def test_losing_a_race_keeps_the_winners_copy(
     monkeypatch.setattr(gguf, "write_hf_dir", slow_twin)
     assert gguf.ensure_converted(fake_gguf, models, QUIET) == target
     assert json.loads((target / gguf.SOURCE_FILE).read_text()) == {"winner": True}
-    assert [p.name for p in models.iterdir()] == [target.name]
+    assert _entries(models) == [target.name]
+
+
+def test_a_second_process_waits_for_the_first_conversion(
+    fake_gguf: Path, tmp_path: Path, conversions: list[Path]
+) -> None:
+    """While one process holds the conversion lock, another waits and then reuses its result
+    instead of converting the same file again."""
+    import threading
+
+    from filelock import FileLock
+
+    models = tmp_path / "models"
+    target = gguf.converted_dir(fake_gguf, models)
+    models.mkdir()
+    result: list[Path] = []
+    with FileLock(models / f".{target.name}.lock"):  # the first process, mid-conversion
+        waiter = threading.Thread(
+            target=lambda: result.append(gguf.ensure_converted(fake_gguf, models, QUIET))
+        )
+        waiter.start()
+        time.sleep(0.3)
+        assert waiter.is_alive() and not result  # blocked on the lock, not converting
+        target.mkdir()
+        (target / gguf.SOURCE_FILE).write_text('{"first": true}')
+    waiter.join(timeout=10)
+    assert result == [target] and conversions == []
+    assert json.loads((target / gguf.SOURCE_FILE).read_text()) == {"first": True}
 
 
 def test_stale_temporaries_are_cleaned(
