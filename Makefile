@@ -41,11 +41,13 @@ services:
 	@bash scripts/services.sh
 
 # Two pytest workers, each taking whole test files (module fixtures such as a served model
-# start once); tests that need a port, a database or a Redis db pick their own.
-# `pytest -n 0` runs serially.
+# start once); tests that need a port, a database or a Redis db pick their own. Tests marked
+# `serial` (schemathesis runs, whose items share one node id) then run in one process.
+# `pytest -n 0` runs everything serially.
 test: $(STAMP) lint services
 	$(BIN)/python scripts/check_lock.py
-	$(BIN)/pytest -q -n 2 --dist loadfile
+	$(BIN)/pytest -q -n 2 --dist loadfile -m "not gpu and not serial"
+	$(BIN)/pytest -q -m "serial and not gpu"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/engine.py

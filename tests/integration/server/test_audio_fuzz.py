@@ -14,7 +14,9 @@ from llmeco.apps.speech.service import SpeechService  # noqa: E402
 from llmeco.server import build_app  # noqa: E402
 from llmeco.settings import Settings  # noqa: E402
 
-pytestmark = pytest.mark.slow
+#: serial: schemathesis reports every operation under one node id, which pytest-xdist cannot
+#: distribute (``make test`` runs these in its serial pass).
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 _SETTINGS = Settings(home=Path("/nonexistent"), threads=1)
 APP = build_app(_SETTINGS, {}, speech=SpeechService.from_settings(_SETTINGS))

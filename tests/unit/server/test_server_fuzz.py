@@ -7,6 +7,10 @@ from pathlib import Path
 import pytest
 
 schemathesis = pytest.importorskip("schemathesis")
+
+#: schemathesis reports every operation under one node id, which pytest-xdist cannot
+#: distribute: these run in the main process (``make test``'s serial pass).
+pytestmark = pytest.mark.serial
 from fake_engine import FakeEngine  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 
