@@ -60,6 +60,13 @@ class Settings(BaseSettings):
         description="KV-cache capacity in tokens across all running sequences, reserved up front.",
     )
     kv_block_size: int = Field(default=16, ge=1, description="Tokens per KV-cache block.")
+    cpu_packed_linear: bool = Field(
+        default=True,
+        description="Float32 models on a CPU run their linear layers on weights packed once "
+        "into oneDNN's layout (the kernel PyTorch's compiler uses), 1.5-2.5x faster per step "
+        "than nn.Linear for 1-16 rows; outputs differ from nn.Linear's by float rounding. "
+        "false keeps nn.Linear.",
+    )
     prefix_caching: bool = Field(
         default=True,
         description="Automatic prefix caching: full KV blocks are kept under a hash of their "

@@ -103,6 +103,11 @@ class AsyncEngine:
                 from llmeco.modeling.quant import quantize
 
                 quantize(model, method)
+            pack = settings.cpu_packed_linear and device.type == "cpu" and method == "none"
+            if pack:
+                from llmeco.modeling.packed import pack_linears
+
+                pack_linears(model)
             tokenizer = load_tokenizer(source.path)
             eos = eos_token_ids(source.path, tokenizer)
             draft = None
@@ -112,6 +117,8 @@ class AsyncEngine:
                 draft = build_model(load_config(draft_source.path), device, dtype)
                 draft.load_hf_state_dict(load_state_dict(draft_source.path, device, dtype))
                 draft.eval()
+                if pack:
+                    pack_linears(draft)
             return _build_core(
                 model,
                 tokenizer,
