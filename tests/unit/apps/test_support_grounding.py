@@ -86,3 +86,38 @@ def test_a_short_line_with_a_number_is_a_claim_not_a_connective(
         embedder,
     )
     assert "9.7" not in answer and answer.startswith("Yes. Refunds are paid")
+
+
+def test_a_claim_of_the_opposite_polarity_is_dropped_for_the_passage_sentence(
+    kb: KnowledgeBase, embedder: Embedder
+) -> None:
+    turn = plan_turn([user("Are shipping costs refunded?")], kb, embedder)
+    assert not turn.handoff
+    # close in meaning to "Shipping costs are not refunded ...", but it says the opposite
+    answer = ground("Yes, shipping costs are refunded.", turn, embedder)
+    assert not answer.startswith("Yes")
+    assert "Shipping costs are not refunded unless the item arrived damaged [1]." in answer
+    kept = ground("No, shipping costs are not refunded.", turn, embedder)
+    assert kept.startswith("No, shipping costs are not refunded [1].")
+
+
+def test_a_paraphrase_bringing_its_own_words_is_dropped_and_the_passage_quoted(
+    kb: KnowledgeBase, embedder: Embedder
+) -> None:
+    turn = plan_turn([user("When is the shop in Calder closed?")], kb, embedder)
+    # every word but "weekends" is the passage's or the question's: not what it says
+    answer = ground("The shop in Calder is closed at weekends.", turn, embedder)
+    assert "weekends" not in answer
+    best = answer_sentence(turn)
+    assert best is not None and answer == f"{best[1][:-1]} [{best[0]}]."
+
+
+def test_the_passage_sentence_is_not_quoted_again_when_the_answer_states_it(
+    kb: KnowledgeBase, embedder: Embedder
+) -> None:
+    turn = plan_turn([user("How long is the frame warranty?")], kb, embedder)
+    answer = ground("Every bicycle frame has a ten year warranty.", turn, embedder)
+    assert answer == "Every bicycle frame has a ten year warranty [1]."
+    # an unfinished last sentence is not a connective: it is dropped, not shown
+    cut = ground("Every bicycle frame has a ten year warranty. The frame is", turn, embedder)
+    assert cut == answer

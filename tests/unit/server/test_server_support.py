@@ -64,7 +64,7 @@ def ask(text: str, **extra: object) -> dict[str, object]:
 async def test_answer_cites_the_passage_it_comes_from(
     sclient: httpx.AsyncClient, fake: FakeEngine
 ) -> None:
-    fake.reply = "Refunds reach your card within five business days."
+    fake.reply = "Refunds are paid to your card within five business days."
     r = await sclient.post("/v1/chat/completions", json=ask("How long do refunds take?"))
     assert r.status_code == 200, r.text
     body = r.json()
@@ -207,6 +207,8 @@ async def test_feedback_round_trip_to_training_data(
     fake.reply = "Refunds take a month."
     r = await sclient.post("/v1/chat/completions", json=ask("How long do refunds take?"))
     rid = r.json()["id"]
+    answered = r.json()["choices"][0]["message"]["content"]
+    assert "month" not in answered  # the passage says nothing of a month
     fix = "Refunds are paid within five business days [1]."
     fb = await sclient.post(
         "/v1/feedback", json={"response_id": rid, "rating": "down", "correction": fix}
@@ -222,7 +224,7 @@ async def test_feedback_round_trip_to_training_data(
         }
     ]
     pref = list(desk.log.export("preference"))
-    assert pref[0]["chosen"] == fix and pref[0]["rejected"].startswith("Refunds take a month")
+    assert pref[0]["chosen"] == fix and pref[0]["rejected"] == answered
 
 
 async def test_bad_support_requests(sclient: httpx.AsyncClient) -> None:

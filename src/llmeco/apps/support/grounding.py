@@ -1,21 +1,26 @@
 """Grounding a generated answer in the turn's passages, sentence by sentence and fact by fact.
 
 A sentence of the answer is kept when a passage sentence says the same thing (cosine ≥
-:data:`MIN_SUPPORT`), that passage sentence is itself about the question (≥
-:data:`MIN_RELEVANCE`), and every fact the sentence states (number, time, amount, duration,
-date, proper name: :func:`~llmeco.apps.support.facts.facts_of`) appears in that passage
-sentence; it then cites that passage as ``[n]``. A small model cites the right passage and
-then writes a count off by ten or a closing time that appears nowhere, which sentence
-similarity alone lets through: the fact check does not. Sentences that fail are dropped.
+:data:`MIN_SUPPORT`) with the same polarity (both negative, or neither:
+:func:`~llmeco.apps.support.text.negated`), that passage sentence is itself about the question
+(≥ :data:`MIN_RELEVANCE`), and every fact the sentence states (number, time, amount,
+duration, date, proper name: :func:`~llmeco.apps.support.facts.facts_of`) appears in that
+passage sentence; it then cites that passage as ``[n]``. A small model cites the right passage
+and then writes a count off by ten, a closing time that appears nowhere, or "Yes, you can pay
+in cash" beside "we do not accept cash", which sentence similarity alone lets through: the
+fact and polarity checks do not. Sentences that fail are dropped.
 
 The *answer sentence* (:func:`answer_sentence`) is the passage sentence most likely to hold
 what was asked: closest to the question, sharing its words (the words of the last message
 count most, so a follow-up's new subject wins), and stating the kind of fact the question
-asks for (a number for "how much / how long / when", a name for "who / where"). When no
-generated sentence survives, the answer is that sentence, quoted with its citation; when the
-kept sentences leave out one of its facts (the model answered beside the point, "it
-varies", or picked another row of a table), it is quoted after them. Quoting is appended,
-never inserted, so a streamed answer equals the plain one.
+asks for (a number for "how much / how long / when", a name for "who / where"). Every answer
+quotes it, with its citation, after the generated sentences that held, unless they state it
+already (one of them rests on it, or they hold :data:`RESTATED` of its words, and they hold
+all of its facts): when nothing held it is the
+whole answer, and when the model answered beside the point ("it varies"), picked another row
+of a table or paraphrased a rule, the reader still gets the passage's own words. Measured on
+the tuning handbooks, the generated sentences never held a fact that this sentence lacked.
+Quoting is appended, never inserted, so a streamed answer equals the plain one.
 """
 
 from __future__ import annotations
@@ -27,9 +32,11 @@ from llmeco.apps.support.facts import facts_of, missing_facts
 from llmeco.apps.support.protocols import Embeds
 from llmeco.apps.support.text import (
     CLAIM_WORDS,
+    CONNECTIVE_WORDS,
     MARKERS,
     SENTENCE_END,
     content_words,
+    negated,
     with_marker,
 )
 from llmeco.apps.support.turn import SupportTurn
@@ -46,6 +53,13 @@ CONTEXT_WORDS_WEIGHT = 0.1
 KIND_WEIGHT = 0.15
 #: Bonus for passage [1] (the one retrieval ranked first).
 FIRST_PASSAGE_WEIGHT = 0.03
+#: Content words a kept sentence may use that neither its supporting passage sentence nor the
+#: question has (by 5-letter stem): a small model's paraphrase that brings its own words
+#: ("at the end of the billing period" for "at once") says something the passage does not.
+MAX_NEW_WORDS = 0
+#: The answer sentence counts as already said when the kept sentences hold this share of its
+#: content words (and all of its facts); otherwise it is quoted after them.
+RESTATED = 0.8
 
 _ASKS_NUMBER = re.compile(
     r"\b(?:how (?:much|many|long|often|soon|far|old|early|late|quickly)|when|what time|"
@@ -92,6 +106,29 @@ def answer_sentence(turn: SupportTurn) -> tuple[int, str] | None:
     return evidence.sentences[best]
 
 
+def is_connective(sentence: str) -> bool:
+    """Whether ``sentence`` (without markers) only links claims ("Yes.", "Of course!"): short,
+    finished, with fewer than :data:`CLAIM_WORDS` content words and no fact."""
+    text = sentence.strip()
+    return (
+        len(text.split()) <= CONNECTIVE_WORDS
+        and text[-1:] in {".", "!", "?", ",", ":"}
+        and len(content_words(text)) < CLAIM_WORDS
+        and not facts_of(text)
+    )
+
+
+def restates(said: str, sentence: str) -> bool:
+    """Whether ``said`` already states ``sentence``: all of its facts and at least
+    :data:`RESTATED` of its content words (by 5-letter stem), with the same polarity."""
+    wanted = _stems(sentence)
+    if not said.strip() or negated(said) != negated(sentence):
+        return False
+    if missing_facts(sentence, [said]):
+        return False
+    return not wanted or len(wanted & _stems(said)) >= RESTATED * len(wanted)
+
+
 class Grounder:
     """Checks a generated answer against the turn's passages, one sentence at a time.
 
@@ -100,8 +137,9 @@ class Grounder:
     a passage sentence supports it (cosine ≥ :data:`MIN_SUPPORT`) and is about the question
     (its own similarity to the question ≥ :data:`MIN_RELEVANCE`); it cites that
     passage. Connectives ("Yes.") are kept only next to a kept sentence, and a repeated
-    sentence is shown once. When nothing is kept,
-    :meth:`finish` answers with the sentence of passage ``[1]`` closest to the question.
+    sentence is shown once. :meth:`finish` then quotes the answer sentence
+    (:func:`answer_sentence`) unless the kept sentences restate it; when nothing is kept, it
+    is the answer.
     Feeding the same text in any pieces gives the same output.
     """
 
@@ -115,6 +153,7 @@ class Grounder:
         self._kept = 0
         self._claims: set[str] = set()
         self._said = ""  # the claims shown so far (for the answer sentence's facts)
+        self._backing: set[tuple[int, str]] = set()  # evidence sentences backing them
 
     def feed(self, text: str) -> str:
         """Add generated ``text``; return what is now ready to show."""
@@ -131,25 +170,31 @@ class Grounder:
 
     def finish(self) -> str:
         """The rest of the answer, once generation has ended: the last sentence if it holds,
-        then the answer sentence quoted when nothing held or what held leaves out one of its
-        facts."""
+        then the answer sentence quoted unless what held states it (:meth:`_states`)."""
         out = self._sentence(self._buffer.strip(), "")
         self._buffer = ""
         if self._kept == 0:
             out += self.extractive()
             return out
         best = answer_sentence(self.turn)
-        if best is not None and missing_facts(best[1], [self._said]):
+        if best is not None and not self._states(best):
             out += self._show([(with_marker(best[1], best[0]), "")])
         return out
+
+    def _states(self, best: tuple[int, str]) -> bool:
+        """Whether the kept sentences state the answer sentence ``best``: one of them rests on
+        it and together they hold its facts, or they restate it (:func:`restates`)."""
+        if best in self._backing and not missing_facts(best[1], [self._said]):
+            return True
+        return restates(self._said, best[1])
 
     def _sentence(self, sentence: str, space: str) -> str:
         text = sentence.strip()
         if not text:
             return ""
         bare = MARKERS.sub("", text)
-        if len(content_words(bare)) < CLAIM_WORDS and not facts_of(bare):
-            text = MARKERS.sub("", text).strip()  # a connective cites nothing
+        if is_connective(bare):
+            text = bare.strip()  # a connective cites nothing
             if not text:
                 return ""
             if self._kept:
@@ -160,9 +205,11 @@ class Grounder:
         if claim in self._claims:  # a small model repeats itself; say it once
             return ""
         self._claims.add(claim)
-        source = self.support(text)
-        if source is None:
+        backing = self.backing(text)
+        if backing is None:
             return ""
+        source = backing[0]
+        self._backing.add(backing)
         self._said += " " + text
         shown = self._show([*self._pending, (with_marker(text, source), space)])
         self._pending = []
@@ -177,11 +224,18 @@ class Grounder:
         return out
 
     def support(self, sentence: str) -> int | None:
-        """The passage number supporting ``sentence``, or None when no passage does: the
-        passage of the closest evidence sentence (cosine ≥ :data:`MIN_SUPPORT`, itself about
-        the question) that states every fact of ``sentence``. Facts are checked against the
-        supporting sentence, not the whole passage, so a count or a time copied from another
-        row of a table or another clause does not pass as this claim's."""
+        """The passage number supporting ``sentence``, or None when no passage does (see
+        :meth:`backing`)."""
+        backing = self.backing(sentence)
+        return None if backing is None else backing[0]
+
+    def backing(self, sentence: str) -> tuple[int, str] | None:
+        """The evidence sentence supporting ``sentence``, as ``(passage number, sentence)``,
+        or None: the closest evidence sentence (cosine ≥ :data:`MIN_SUPPORT`, itself about the
+        question, of the same polarity, using no more than :data:`MAX_NEW_WORDS` content words
+        that neither it nor the question has) that states every fact of ``sentence``. Facts are
+        checked against the supporting sentence, not the whole passage, so a count or a time
+        copied from another row of a table or another clause does not pass as this claim's."""
         evidence = self.turn.evidence
         if evidence is None or not evidence.sentences:
             return None
@@ -189,14 +243,18 @@ class Grounder:
         vector = self.embedder.embed([bare])[0]
         sims = evidence.vectors @ vector
         facts = facts_of(bare)
+        asked = _stems(f"{self.turn.query} {self.turn.extra.get('last') or ''}")
+        words = _stems(bare) - asked
         for i in (int(j) for j in sims.argsort()[::-1]):
             if sims[i] < MIN_SUPPORT:
                 break
             if evidence.relevance[i] < MIN_RELEVANCE:
                 continue
             number, text = evidence.sentences[i]
+            if negated(bare) != negated(text) or len(words - _stems(text)) > MAX_NEW_WORDS:
+                continue
             if not facts or not missing_facts(bare, [text]):
-                return number
+                return number, text
         return None
 
     def extractive(self) -> str:

@@ -24,8 +24,11 @@ MARKERS = re.compile(r"\s*\[\d{1,2}\]")
 #: Where a sentence of a (possibly still growing) answer ends: terminal punctuation and any
 #: markers after it, once the next sentence has visibly started; or a line break.
 SENTENCE_END = re.compile(r"[.!?](?:\s*\[\d{1,2}\])*(?=\s+[^\s\[])|\n(?=\s*\S)")
-#: Sentences with fewer content words are connectives ("Yes.", "1."), not claims.
+#: Sentences with fewer content words are connectives ("Yes.", "1."), not claims...
 CLAIM_WORDS = 2
+#: ... when they are this short and end like a sentence ("Yes.", "Of course!"); a longer or
+#: unfinished one ("You can also do it by phone.", "The return is") is a claim to check.
+CONNECTIVE_WORDS = 3
 
 _WORD = re.compile(r"[a-z0-9]+")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
@@ -35,6 +38,19 @@ _PLACEHOLDER = re.compile(r"\[[A-Z_]+\]")
 #: line, a list item or a heading.
 _WRAPPED = re.compile(r"(?<![.!?:\n])[ \t]*\n(?![ \t]*(?:\n|[-*+#|>]|\d+[.)]))")
 _TRAILING = re.compile(r"([.!?:;,]*)\s*$")
+
+
+#: Words that turn a statement into its opposite ("we do not accept cash").
+_NEGATION = re.compile(
+    r"\b(?:not|no|never|none|nothing|nobody|neither|nor|cannot|without)\b|n't\b", re.IGNORECASE
+)
+
+
+def negated(text: str) -> bool:
+    """Whether ``text`` states something negatively ("not", "no", "never", "cannot", "n't"):
+    two sentences close in meaning but of opposite polarity say opposite things, which
+    sentence embeddings barely tell apart."""
+    return _NEGATION.search(text) is not None
 
 
 def content_words(text: str) -> list[str]:
