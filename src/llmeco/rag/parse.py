@@ -127,20 +127,48 @@ def table_rows(table: str) -> list[str]:
     if all(tag == "th" for tag, _ in rows[0]):
         header = [text for _, text in rows[0]]
         rows = rows[1:]
-    out = []
-    for row in rows:
-        cells = [text for _, text in row]
-        if header and len(cells) > 1:
-            named = [
-                f"{header[i]} {cell}" if i < len(header) and header[i] else cell
-                for i, cell in enumerate(cells[1:], 1)
-                if cell
-            ]
-            line = f"{cells[0]}: {'; '.join(named)}"
-        else:
-            line = "; ".join(c for c in cells if c)
-        out.append(line if line.endswith((".", "!", "?")) else line + ".")
-    return out
+    return [labelled_row(header, [text for _, text in row]) for row in rows]
+
+
+def labelled_row(header: list[str], cells: list[str]) -> str:
+    """One table row as a sentence: its first cell, then each other cell named by its column
+    header (``"Wednesday: Doors 08:00; Phone 08:00."``); without a header (or with one cell)
+    the cells joined by semicolons."""
+    if header and len(cells) > 1:
+        named = [
+            f"{header[i]} {cell}" if i < len(header) and header[i] else cell
+            for i, cell in enumerate(cells[1:], 1)
+            if cell
+        ]
+        line = f"{cells[0]}: {'; '.join(named)}"
+    else:
+        line = "; ".join(c for c in cells if c)
+    return line if line.endswith((".", "!", "?")) else line + "."
+
+
+_MD_ROW = re.compile(r"^\s*\|(.*)\|\s*$")
+_MD_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?\s*$")
+
+
+def markdown_tables(text: str) -> str:
+    """``text`` with each Markdown pipe table (a header row, a ``|---|`` rule, body rows)
+    rewritten as one line per body row named by the header (:func:`labelled_row`), so a row
+    read on its own says what its numbers are; other lines are kept as they are."""
+    lines = text.split("\n")
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        head = _MD_ROW.match(lines[i])
+        if head and i + 1 < len(lines) and _MD_RULE.match(lines[i + 1]):
+            header = [c.strip() for c in head.group(1).split("|")]
+            i += 2
+            while i < len(lines) and (row := _MD_ROW.match(lines[i])):
+                out.append(labelled_row(header, [c.strip() for c in row.group(1).split("|")]))
+                i += 1
+            continue
+        out.append(lines[i])
+        i += 1
+    return "\n".join(out)
 
 
 def html_tables(page: str) -> str:

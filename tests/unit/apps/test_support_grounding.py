@@ -10,7 +10,7 @@ import pytest
 
 from llmeco.apps.support import ground, plan_turn, query_for
 from llmeco.apps.support.grounding import answer_sentence
-from llmeco.apps.support.text import conversation_turn
+from llmeco.apps.support.text import conversation_turn, in_context
 from llmeco.rag.kb import KnowledgeBase
 from llmeco.settings import Settings
 from llmeco.store import Store
@@ -121,3 +121,26 @@ def test_the_passage_sentence_is_not_quoted_again_when_the_answer_states_it(
     # an unfinished last sentence is not a connective: it is dropped, not shown
     cut = ground("Every bicycle frame has a ten year warranty. The frame is", turn, embedder)
     assert cut == answer
+
+
+def test_a_sentence_that_points_back_is_read_with_the_one_it_continues(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    assert in_context(
+        ["The Ridge is built for hills.", "Its motor sits low.", "It weighs 23 kg."]
+    ) == [
+        "The Ridge is built for hills.",
+        "The Ridge is built for hills. Its motor sits low.",
+        "The Ridge is built for hills. It weighs 23 kg.",
+    ]
+    kb = KnowledgeBase.create(Store.from_settings(Settings(home=tmp_path)), "bikes", embedder)
+    kb.add_text(
+        "bikes.md",
+        "# Bicycles\n\n## The Ridge\n\nThe Ridge is built for hills. Its motor sits at the "
+        "bottom bracket, which gives a natural feel on steep climbs. It weighs 23 kilograms "
+        "and costs 2,690 euros.\n\n## The Coast\n\nThe Coast is a step-through commuter with "
+        "a low frame. It weighs 22 kilograms and costs 2,190 euros.\n",
+    )
+    turn = plan_turn([user("What does the Ridge cost?")], kb, embedder)
+    best = answer_sentence(turn)
+    assert best is not None and "2,690 euros" in best[1]

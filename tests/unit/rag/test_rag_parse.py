@@ -8,7 +8,7 @@ import pytest
 
 from llmeco.errors import ConfigError, NotFound
 from llmeco.rag.chunk import chunk_text
-from llmeco.rag.parse import expand_paths, read_document
+from llmeco.rag.parse import expand_paths, markdown_tables, read_document
 
 
 def _pdf(path: Path, text: str) -> None:
@@ -128,3 +128,24 @@ def test_html_table_rows_name_their_cells_by_column(tmp_path: Path) -> None:
     assert "Thursday: Doors 08:00 to 13:00.\n" in text  # an empty cell says nothing
     assert "Fee; \u20ac15." in text  # no header row: the cells in order
     assert text.index("Opening hours") < text.index("Monday") < text.index("After.")
+
+
+def test_markdown_table_rows_are_named_by_their_column_headers() -> None:
+    text = (
+        "Rate limits:\n\n"
+        "| Plan | Requests per minute | Requests per day |\n"
+        "|---|:---:|---|\n"
+        "| Team | 300 | 100,000 |\n"
+        "| Enterprise | 3,000 | |\n"
+        "\nBursts are allowed."
+    )
+    assert markdown_tables(text).splitlines() == [
+        "Rate limits:",
+        "",
+        "Team: Requests per minute 300; Requests per day 100,000.",
+        "Enterprise: Requests per minute 3,000.",
+        "",
+        "Bursts are allowed.",
+    ]
+    # pipes without a rule under the first row are not a table
+    assert markdown_tables("| a | b |\n| c | d |") == "| a | b |\n| c | d |"

@@ -37,6 +37,7 @@ from llmeco.apps.support.text import (
     SENTENCE_END,
     content_words,
     negated,
+    points_back,
     with_marker,
 )
 from llmeco.apps.support.turn import SupportTurn
@@ -74,6 +75,19 @@ def _stems(text: str) -> set[str]:
     return {w[:5] for w in content_words(text)}
 
 
+def sentence_words(sentences: Sequence[tuple[int, str]]) -> list[set[str]]:
+    """The content-word stems each evidence sentence speaks of: its own, plus those of the
+    sentence before it in the same passage when it opens by pointing back ("The Ridge is built
+    for hills. It weighs 23 kilograms" — the second is about the Ridge too)."""
+    out: list[set[str]] = []
+    for i, (n, text) in enumerate(sentences):
+        stems = _stems(text)
+        if i and sentences[i - 1][0] == n and points_back(text):
+            stems |= out[-1]
+        out.append(stems)
+    return out
+
+
 def answer_sentence(turn: SupportTurn) -> tuple[int, str] | None:
     """The evidence sentence most likely to answer the turn's question, as ``(passage number,
     sentence)``; None without evidence. See the module docstring for how it is chosen."""
@@ -86,10 +100,11 @@ def answer_sentence(turn: SupportTurn) -> tuple[int, str] | None:
     context_stems = _stems(context) - last_stems
     wants_number = bool(_ASKS_NUMBER.search(last) or (context and _ASKS_NUMBER.search(context)))
     wants_name = bool(_ASKS_NAME.search(last))
+    words = sentence_words(evidence.sentences)
 
     def score(i: int) -> float:
         n, text = evidence.sentences[i]
-        stems = _stems(text)
+        stems = words[i]
         value = float(evidence.relevance[i])
         if last_stems:
             value += LAST_WORDS_WEIGHT * len(last_stems & stems) / len(last_stems)

@@ -17,6 +17,7 @@ from llmeco.apps.support.text import (
     content_words,
     conversation_turn,
     focus,
+    in_context,
     query_for,
     sentences_of,
 )
@@ -90,13 +91,14 @@ def plan_turn(
 
 def retrieve(asked: str, kb: Searcher, embedder: Embeds) -> Retrieval | None:
     """The passages ``kb`` finds for the question ``asked``, with their sentences embedded
-    (together with the question, in one batch); None when it finds none."""
+    (together with the question, in one batch; a sentence that points back, after the one
+    before it: :func:`~llmeco.apps.support.text.in_context`); None when it finds none."""
     hits = kb.search(asked, k=5)
     if not hits:
         return None
     per_hit = [sentences_of(h.text) or [h.text.strip()] for h in hits]
     flat = [s for sents in per_hit for s in sents]
-    vectors = embedder.embed([asked, *flat])
+    vectors = embedder.embed([asked, *(s for sents in per_hit for s in in_context(sents))])
     relevance = vectors[1:] @ vectors[0]
     return Retrieval(hits, per_hit, flat, vectors, relevance, best_per_hit(relevance, per_hit))
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from llmeco.apps.support.turn import Citation
 from llmeco.governance import redact
+from llmeco.rag.parse import markdown_tables
 
 _STOP_WORDS = (
     "a an the is are was were be been being do does did you your yours we our us i me my can "
@@ -98,9 +99,40 @@ def focus(query: str) -> str:
 
 def sentences_of(text: str) -> list[str]:
     """The sentences of a passage that can carry a fact (three words or more); a line break
-    inside a hard-wrapped paragraph does not end a sentence."""
-    text = _WRAPPED.sub(" ", text)
+    inside a hard-wrapped paragraph does not end a sentence, and each row of a Markdown table
+    is a sentence that names its cells by their column headers
+    (:func:`~llmeco.rag.parse.markdown_tables`)."""
+    text = _WRAPPED.sub(" ", markdown_tables(text))
     return [s.strip() for s in _SENTENCE.split(text) if len(s.split()) >= 3]
+
+
+#: A sentence opening with one of these continues the one before it ("It weighs 24 kg").
+_POINTS_BACK = re.compile(
+    r"^\s*(?:it|its|it's|they|their|them|this|these|that|those|he|she|his|her|there)\b",
+    re.IGNORECASE,
+)
+
+
+def points_back(sentence: str) -> bool:
+    """Whether ``sentence`` opens by pointing back at the one before it ("It weighs…",
+    "This can be done…"), so that read alone it does not say what it is about."""
+    return _POINTS_BACK.match(sentence) is not None
+
+
+def in_context(sentences: Sequence[str]) -> list[str]:
+    """``sentences`` (of one passage, in order) as they are read for their meaning: one that
+    points back (:func:`points_back`) after the last sentence before it that does not, so
+    "It weighs 23 kilograms" is embedded as being about the Ridge of "The Ridge is built for
+    hills." even with "Its motor sits…" between them."""
+    out: list[str] = []
+    anchor = ""
+    for s in sentences:
+        if anchor and points_back(s):
+            out.append(f"{anchor} {s}")
+        else:
+            out.append(s)
+            anchor = s
+    return out
 
 
 def cited(answer: str, citations: Sequence[Citation]) -> list[int]:
