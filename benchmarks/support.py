@@ -28,12 +28,14 @@ check). ``--record PATH`` writes the held-out figures that
 every handbook that has them, the held-out one never among them
 (:func:`llmeco.apps.answerability.fit_pooled_gate`), and prints it with its leave-one-KB-out
 rates and its rates on each of those handbooks' evaluation questions (``--write`` ships it as
-``src/llmeco/apps/default_gate.json``).
+``src/llmeco/apps/default_gate.json``). Write it from an empty ``LLMECO_HOME``, as
+``tests/integration/apps/test_default_gate.py`` refits it (knowledge bases built in the same
+process): on knowledge bases reopened from an earlier run a few questions' word-coverage
+signals flip on float-level differences, which moves the fit.
 
     LLMECO_HOME=/tmp/llmeco-bench .venv/bin/python benchmarks/support.py > result.json
     LLMECO_HOME=/tmp/llmeco-bench .venv/bin/python benchmarks/support.py --sample 5 --peers none
-    LLMECO_HOME=.pytest_cache/d/llmeco-home .venv/bin/python benchmarks/support.py \\
-        --calibrate --write
+    LLMECO_HOME=$(mktemp -d) .venv/bin/python benchmarks/support.py --calibrate --write
 """
 
 from __future__ import annotations
