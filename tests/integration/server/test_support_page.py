@@ -47,7 +47,7 @@ Our shop is open from nine in the morning to six in the evening, Monday to Satur
 def fake() -> FakeEngine:
     # Two sentences: the answer streams a checked sentence at a time.
     return FakeEngine(
-        reply="Refunds arrive within five business days [1]. Refunds are paid to the original "
+        reply="Refunds are paid within five business days [1]. Refunds are paid to the original "
         "card [1].",
         delay=0.03,
         max_model_len=8192,
