@@ -16,11 +16,11 @@ count most, so a follow-up's new subject wins), and stating the kind of fact the
 asks for (a number for "how much / how long / when", a name for "who / where"). Every answer
 quotes it, with its citation, after the generated sentences that held, unless they state it
 already (one of them rests on it, or they hold :data:`RESTATED` of its words, and they hold
-all of its facts): when nothing held it is the
-whole answer, and when the model answered beside the point ("it varies"), picked another row
-of a table or paraphrased a rule, the reader still gets the passage's own words. Measured on
-the tuning handbooks, the generated sentences never held a fact that this sentence lacked.
-Quoting is appended, never inserted, so a streamed answer equals the plain one.
+all of its facts): when nothing held it is the whole answer, and when the model answered
+beside the point ("it varies"), picked another row of a table or paraphrased a rule, the
+reader still gets the passage's own words. Measured on the tuning handbooks, the generated
+sentences never held a fact that this sentence lacked. Quoting is appended, never inserted,
+so a streamed answer equals the plain one.
 """
 
 from __future__ import annotations
