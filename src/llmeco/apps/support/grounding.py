@@ -238,12 +238,6 @@ class Grounder:
             self._kept += 1
         return out
 
-    def support(self, sentence: str) -> int | None:
-        """The passage number supporting ``sentence``, or None when no passage does (see
-        :meth:`backing`)."""
-        backing = self.backing(sentence)
-        return None if backing is None else backing[0]
-
     def backing(self, sentence: str) -> tuple[int, str] | None:
         """The evidence sentence supporting ``sentence``, as ``(passage number, sentence)``,
         or None: the closest evidence sentence (cosine ≥ :data:`MIN_SUPPORT`, itself about the
@@ -260,13 +254,14 @@ class Grounder:
         facts = facts_of(bare)
         asked = _stems(f"{self.turn.query} {self.turn.extra.get('last') or ''}")
         words = _stems(bare) - asked
+        negative = negated(bare)
         for i in (int(j) for j in sims.argsort()[::-1]):
             if sims[i] < MIN_SUPPORT:
                 break
             if evidence.relevance[i] < MIN_RELEVANCE:
                 continue
             number, text = evidence.sentences[i]
-            if negated(bare) != negated(text) or len(words - _stems(text)) > MAX_NEW_WORDS:
+            if negated(text) != negative or len(words - _stems(text)) > MAX_NEW_WORDS:
                 continue
             if not facts or not missing_facts(bare, [text]):
                 return number, text
