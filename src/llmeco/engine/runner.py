@@ -90,6 +90,7 @@ class ModelRunner:
         if decode_rows:
             gather, mask = self._gather_slots(decode_tables, decode_lens)
             batch.decode_rows = torch.tensor(decode_rows, dtype=torch.long, device=dev)
+            batch.decode_only = not prefills
             batch.decode_gather = gather
             batch.decode_mask = mask[:, None, None, :]
         for idx, table in prefill_tables:

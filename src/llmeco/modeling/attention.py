@@ -41,6 +41,10 @@ class AttentionBatch:
     decode_gather: torch.Tensor | None = None  # [Bd, L] slots each decode attends to
     decode_mask: torch.Tensor | None = None  # [Bd, 1, 1, L] True where a slot is real
     prefills: list[PrefillSpan] = field(default_factory=list)
+    #: Every row is a decode, in row order (``decode_rows == arange(T)``): attention then
+    #: skips picking the rows out and scattering them back, a third of a decode step's
+    #: indexing on a small model.
+    decode_only: bool = False
 
 
 @dataclass
@@ -95,20 +99,21 @@ def attend(
     v: torch.Tensor,  # [T, Hkv, D]
     masks: WindowMasks,
     batch: AttentionBatch,
-    k_cache: torch.Tensor,  # [S, Hkv, D]
-    v_cache: torch.Tensor,
+    kv_cache: torch.Tensor,  # [2, S, Hkv, D]: this layer's keys then values
     scale: float,
     softcap: float | None,
 ) -> torch.Tensor:
     """Attention output [T, H, D] for every token of the step."""
+    if batch.decode_only:
+        return _decode(q, batch, masks.decode, kv_cache, scale, softcap)
     out = torch.empty_like(q)
     if batch.decode_rows is not None:
-        out[batch.decode_rows] = _decode(q, batch, masks.decode, k_cache, v_cache, scale, softcap)
+        out[batch.decode_rows] = _decode(q, batch, masks.decode, kv_cache, scale, softcap)
     for span, mask in zip(batch.prefills, masks.prefill, strict=True):
         rows = slice(span.row_start, span.row_start + span.num_new)
         keys, values = k[rows], v[rows]
         if span.gather is not None:
-            keys, values = k_cache[span.gather], v_cache[span.gather]
+            keys, values = kv_cache[:, span.gather].unbind(0)
         o = _sdpa(
             q[rows].transpose(0, 1),
             keys.transpose(0, 1),
@@ -125,18 +130,17 @@ def _decode(
     q: torch.Tensor,
     batch: AttentionBatch,
     mask: torch.Tensor | None,
-    k_cache: torch.Tensor,
-    v_cache: torch.Tensor,
+    kv_cache: torch.Tensor,  # [2, S, Hkv, D]
     scale: float,
     softcap: float | None,
 ) -> torch.Tensor:
     """Single-token queries of many sequences, batched: GQA groups act as query rows."""
     assert batch.decode_rows is not None and batch.decode_gather is not None
     bd = batch.decode_rows.shape[0]
-    heads, hkv, dim = q.shape[1], k_cache.shape[1], q.shape[2]
-    qd = q[batch.decode_rows].view(bd, hkv, heads // hkv, dim)
-    keys = k_cache[batch.decode_gather].transpose(1, 2)  # [Bd, Hkv, L, D]
-    values = v_cache[batch.decode_gather].transpose(1, 2)
+    heads, hkv, dim = q.shape[1], kv_cache.shape[2], q.shape[2]
+    qd = (q if batch.decode_only else q[batch.decode_rows]).reshape(bd, hkv, heads // hkv, dim)
+    # Keys and values of every decode in one gather: [2, Bd, L, Hkv, D] -> [Bd, Hkv, L, D] each.
+    keys, values = kv_cache[:, batch.decode_gather].transpose(2, 3).unbind(0)
     if softcap is None:
         o = F.scaled_dot_product_attention(qd, keys, values, attn_mask=mask, scale=scale)
     else:

@@ -71,19 +71,23 @@ class GemmaRMSNorm(nn.Module):
         return (out * (1.0 + self.weight.float())).type_as(x)
 
 
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-
-
 def _apply_rope(
-    x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, rotary_dim: int
+    x: torch.Tensor,  # [T, heads, D]
+    cos: torch.Tensor,  # [T, 1, rotary_dim]
+    signed_sin: torch.Tensor,  # [T, 1, rotary_dim]: sin with its first half negated
+    rotary_dim: int,
 ) -> torch.Tensor:
-    """Rotate the first ``rotary_dim`` dims of each head (all of them unless partial)."""
+    """Rotate the first ``rotary_dim`` dims of each head (all of them unless partial).
+
+    transformers computes ``x * cos + rotate_half(x) * sin`` with ``rotate_half(x) =
+    cat(-x2, x1)``; ``roll(x) * signed_sin = cat(x2 * -sin1, x1 * sin2)`` is the same product
+    bit for bit (negation is exact), in one kernel instead of four.
+    """
     if rotary_dim == x.shape[-1]:
-        return x * cos + _rotate_half(x) * sin
+        return x * cos + x.roll(rotary_dim // 2, dims=-1) * signed_sin
     rot, keep = x[..., :rotary_dim], x[..., rotary_dim:]
-    return torch.cat((rot * cos + _rotate_half(rot) * sin, keep), dim=-1)
+    rotated = rot * cos + rot.roll(rotary_dim // 2, dims=-1) * signed_sin
+    return torch.cat((rotated, keep), dim=-1)
 
 
 def _activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -132,38 +136,31 @@ class DecoderLayer(nn.Module):
     def forward(
         self,
         x: torch.Tensor,  # [T, hidden]
-        cos: torch.Tensor,  # [T, rotary_dim]
-        sin: torch.Tensor,
+        cos: torch.Tensor,  # [T, 1, rotary_dim]
+        sin: torch.Tensor,  # [T, 1, rotary_dim], first half negated (see _apply_rope)
         batch: AttentionBatch,
         masks: StepMasks,
-        k_cache: torch.Tensor,  # [S, Hkv, D]
-        v_cache: torch.Tensor,
+        kv_cache: torch.Tensor,  # [2, S, Hkv, D]: this layer's keys then values
     ) -> torch.Tensor:
         """The block's output [T, hidden]; this layer's K/V are written into the cache."""
         spec, d = self.spec, self.spec.dims
         T = x.shape[0]
         qkv = self.qkv(self.input_norm(x))
         q_size, kv_size = d.num_heads * d.head_dim, d.num_kv_heads * d.head_dim
-        q = qkv[:, :q_size].reshape(T, d.num_heads, d.head_dim)
-        k = qkv[:, q_size : q_size + kv_size].reshape(T, d.num_kv_heads, d.head_dim)
         v = qkv[:, q_size + kv_size :].reshape(T, d.num_kv_heads, d.head_dim)
         if self.q_norm is not None and self.k_norm is not None:
-            q, k = self.q_norm(q), self.k_norm(k)
-        c, s = cos.unsqueeze(1), sin.unsqueeze(1)
-        q = _apply_rope(q, c, s, spec.rotary_dim)
-        k = _apply_rope(k, c, s, spec.rotary_dim)
-        k_cache.index_copy_(0, batch.slot_mapping, k)
-        v_cache.index_copy_(0, batch.slot_mapping, v)
+            q = self.q_norm(qkv[:, :q_size].reshape(T, d.num_heads, d.head_dim))
+            k = self.k_norm(qkv[:, q_size : q_size + kv_size].reshape(T, d.num_kv_heads, -1))
+            q = _apply_rope(q, cos, sin, spec.rotary_dim)
+            k = _apply_rope(k, cos, sin, spec.rotary_dim)
+        else:  # queries and keys are adjacent columns: rotate them together
+            qk = qkv[:, : q_size + kv_size].reshape(T, d.num_heads + d.num_kv_heads, d.head_dim)
+            qk = _apply_rope(qk, cos, sin, spec.rotary_dim)
+            q, k = qk[:, : d.num_heads], qk[:, d.num_heads :]
+        kv_cache[0].index_copy_(0, batch.slot_mapping, k)
+        kv_cache[1].index_copy_(0, batch.slot_mapping, v)
         out = attend(
-            q,
-            k,
-            v,
-            masks.get(self.window),
-            batch,
-            k_cache,
-            v_cache,
-            spec.attn_scale,
-            spec.attn_softcap,
+            q, k, v, masks.get(self.window), batch, kv_cache, spec.attn_scale, spec.attn_softcap
         )
         attn: torch.Tensor = self.o_proj(out.view(T, -1))
         if self.pre_ff_norm is not None and self.post_ff_norm is not None:  # Gemma
@@ -196,11 +193,15 @@ class DecoderModel(nn.Module):
     def rope(
         self, positions: torch.Tensor, dtype: torch.dtype, key: str = "default"
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """cos/sin [T, rotary_dim] for token positions, computed in float32 like transformers."""
+        """cos and signed sin [T, 1, rotary_dim] for token positions, computed in float32 like
+        transformers; the sine's first half is negated, as :func:`_apply_rope` takes it."""
         inv_freq, scaling = self.rope_tables[key]
         freqs = positions[:, None].float() * inv_freq.to(positions.device)[None, :]
         emb = torch.cat((freqs, freqs), dim=-1)
-        return (emb.cos() * scaling).to(dtype), (emb.sin() * scaling).to(dtype)
+        cos, sin = (emb.cos() * scaling).to(dtype), (emb.sin() * scaling).to(dtype)
+        half = freqs.shape[-1]
+        signed = torch.cat((-sin[:, :half], sin[:, half:]), dim=-1)
+        return cos[:, None, :], signed[:, None, :]
 
     def forward(
         self,
@@ -217,7 +218,7 @@ class DecoderModel(nn.Module):
         masks = StepMasks(batch, positions, self._windows)
         for i, layer in enumerate(self.layers):
             cos, sin = tables[self.spec.rope_keys[i]]
-            x = layer(x, cos, sin, batch, masks, kv_cache[i, 0], kv_cache[i, 1])
+            x = layer(x, cos, sin, batch, masks, kv_cache[i])
         hidden: torch.Tensor = self.norm(x)
         return hidden
 
