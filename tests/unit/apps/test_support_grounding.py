@@ -144,3 +144,39 @@ def test_a_sentence_that_points_back_is_read_with_the_one_it_continues(
     turn = plan_turn([user("What does the Ridge cost?")], kb, embedder)
     best = answer_sentence(turn)
     assert best is not None and "2,690 euros" in best[1]
+
+
+def test_a_follow_up_naming_a_new_subject_swaps_it_into_the_question() -> None:
+    first = [user("How many responses a month does Team include?")]
+    reply = {"role": "assistant", "content": "Team includes 10,000 [1]."}
+    assert conversation_turn([*first, reply, user("What about Business?")]) == (
+        "What about Business?",
+        "How many responses a month does Business include?",
+    )
+    # acronyms name a topic, not the subject: they stay; other names stay too
+    trip = [user("Can the API of the Ridge be used in New York?"), reply, user("And Summit?")]
+    assert conversation_turn(trip)[1] == "Can the API of the Summit be used in New York?"
+    # a follow-up with words of its own keeps the question it follows as it was
+    longer = [*first, reply, user("What about the Business plan's storage quota?")]
+    assert conversation_turn(longer)[1] == "How many responses a month does Team include?"
+
+
+def test_a_follow_up_stays_on_the_subject_of_the_question_it_follows(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    kb = KnowledgeBase.create(Store.from_settings(Settings(home=tmp_path)), "api", embedder)
+    kb.add_text(
+        "limits.md",
+        "# Rate limits\n\n## Requests per minute\n\n"
+        "| Plan | Requests per minute | Requests per day |\n|---|---|---|\n"
+        "| Team | 300 | 100,000 |\n| Business | 1,000 | 500,000 |\n"
+        "| Enterprise | 3,000 | no daily cap |\n",
+    )
+    messages = [
+        user("How many API requests per minute can a Business workspace make?"),
+        {"role": "assistant", "content": "Business: Requests per minute 1,000 [1]."},
+        user("Is there a daily cap too?"),
+    ]
+    best = answer_sentence(plan_turn(messages, kb, embedder))
+    # the Business row, although the Enterprise row has the very words "daily cap"
+    assert best is not None and "500,000" in best[1]

@@ -12,7 +12,9 @@ fact and polarity checks do not. Sentences that fail are dropped.
 
 The *answer sentence* (:func:`answer_sentence`) is the passage sentence most likely to hold
 what was asked: closest to the question, sharing its words (the words of the last message
-count most, so a follow-up's new subject wins), and stating the kind of fact the question
+count most, so a follow-up's new subject wins), naming the question's subject (its proper
+names, or those of the question it follows up: "is there a daily cap too?" after a question
+about Business is answered by the Business row), and stating the kind of fact the question
 asks for (a number for "how much / how long / when", a name for "who / where"). Every answer
 quotes it, with its citation, after the generated sentences that held, unless they state it
 already (one of them rests on it, or they hold :data:`RESTATED` of its words, and they hold
@@ -38,6 +40,7 @@ from llmeco.apps.support.text import (
     content_words,
     negated,
     points_back,
+    proper_names,
     with_marker,
 )
 from llmeco.apps.support.turn import SupportTurn
@@ -50,6 +53,10 @@ MIN_RELEVANCE = 0.35
 LAST_WORDS_WEIGHT = 0.3
 #: Weight of the earlier question's word overlap (a follow-up's context).
 CONTEXT_WORDS_WEIGHT = 0.1
+#: Weight of naming the question's subject: the proper names of the last message, or of the
+#: question it follows up when it names none ("is there a daily cap too?" after "… a Business
+#: workspace …" is still about Business, and a table's Business row answers it).
+SUBJECT_WEIGHT = 0.15
 #: Bonus for a sentence stating the kind of fact the question asks for.
 KIND_WEIGHT = 0.15
 #: Bonus for passage [1] (the one retrieval ranked first).
@@ -68,11 +75,26 @@ _ASKS_NUMBER = re.compile(
     r"days?|hours?|minutes?|weeks?|months?|years?|times?|open|close|limit|maximum|minimum)\b",
     re.IGNORECASE,
 )
+#: Adverbs of time stemmed as their noun ("a daily cap" is a cap per day).
+_STEM_OF = {
+    "hourly": "hour",
+    "daily": "day",
+    "weekly": "week",
+    "monthly": "month",
+    "yearly": "year",
+    "annually": "annua",
+}
 _ASKS_NAME = re.compile(r"\b(?:who|whom|where|which|what is the name|called)\b", re.IGNORECASE)
 
 
 def _stems(text: str) -> set[str]:
-    return {w[:5] for w in content_words(text)}
+    return {_STEM_OF.get(w, w[:5]) for w in content_words(text)}
+
+
+def _names(text: str) -> list[set[str]]:
+    """The stems of each proper name ``text`` mentions (a plan, a product, a place), less
+    acronyms ("API", "SSO"), which name a topic rather than what is asked about."""
+    return [_stems(name) for name in proper_names(text) if _stems(name)]
 
 
 def sentence_words(sentences: Sequence[tuple[int, str]]) -> list[set[str]]:
@@ -98,6 +120,7 @@ def answer_sentence(turn: SupportTurn) -> tuple[int, str] | None:
     context = str(turn.extra.get("context") or "")
     last_stems = _stems(last)
     context_stems = _stems(context) - last_stems
+    subject = _names(last) or _names(context)
     wants_number = bool(_ASKS_NUMBER.search(last) or (context and _ASKS_NUMBER.search(context)))
     wants_name = bool(_ASKS_NAME.search(last))
     words = sentence_words(evidence.sentences)
@@ -110,6 +133,8 @@ def answer_sentence(turn: SupportTurn) -> tuple[int, str] | None:
             value += LAST_WORDS_WEIGHT * len(last_stems & stems) / len(last_stems)
         if context_stems:
             value += CONTEXT_WORDS_WEIGHT * len(context_stems & stems) / len(context_stems)
+        if subject:
+            value += SUBJECT_WEIGHT * sum(name <= stems for name in subject) / len(subject)
         facts = facts_of(text)
         if (wants_number and any(any(c.isdigit() for c in f) for f in facts)) or (
             wants_name and any(not any(c.isdigit() for c in f) for f in facts)
