@@ -180,3 +180,32 @@ def test_a_follow_up_stays_on_the_subject_of_the_question_it_follows(
     best = answer_sentence(plan_turn(messages, kb, embedder))
     # the Business row, although the Enterprise row has the very words "daily cap"
     assert best is not None and "500,000" in best[1]
+
+
+CLINIC = Path(__file__).resolve().parents[3] / "examples" / "handbooks" / "clinic" / "guide.html"
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "expected"),
+    [
+        (
+            "How many days of medicine does a repeat prescription usually cover?",
+            "How early am I allowed to reorder it?",
+            "7 days before you will run out",
+        ),
+        (
+            "How long do blood test results normally take to come back?",
+            "And if I still haven't heard anything, when should I call?",
+            "10 working days",
+        ),
+    ],
+)
+def test_a_follow_up_asking_something_new_is_answered_by_the_sentence_on_it(
+    tmp_path: Path, embedder: Embedder, first: str, then: str, expected: str
+) -> None:
+    kb = KnowledgeBase.create(Store.from_settings(Settings(home=tmp_path)), "gp", embedder)
+    kb.add_file(CLINIC, "guide.html")
+    messages = [user(first), {"role": "assistant", "content": "I see [1]."}, user(then)]
+    # the whole conversation resembles the sentence answering the first question most
+    best = answer_sentence(plan_turn(messages, kb, embedder))
+    assert best is not None and expected in best[1]

@@ -5,7 +5,7 @@ write the prompt that answers from the numbered passages only."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -14,6 +14,7 @@ from llmeco.apps.spec import PromptSpec
 from llmeco.apps.support.protocols import Embeds, Searcher
 from llmeco.apps.support.signals import token_recall, word_similarities
 from llmeco.apps.support.text import (
+    SHORT_WORDS,
     content_words,
     conversation_turn,
     focus,
@@ -29,6 +30,12 @@ from llmeco.rag.retrieve import Hit
 COVERAGE_WEIGHT = 0.2
 #: Passages shown to the model (a 135M model answers better from few, short passages).
 PASSAGES = 3
+#: The evidence sentences of a follow-up that asks something of its own (not a short one
+#: like "and on Wednesdays?") are scored half against the whole question (with the message
+#: it follows) and half against its own words: "which time zone are those hours in?"
+#: after a question on reply times is answered by the sentence on time zones, not the one on
+#: reply times that the whole question resembles most.
+OWN_WEIGHT = 0.5
 #: Characters of each passage shown to the model.
 PASSAGE_CHARS = 800
 
@@ -84,6 +91,12 @@ def plan_turn(
     last, context = conversation_turn(messages)
     turn.extra["last"] = focus(last).strip() or last
     turn.extra["context"] = context
+    if context and len(content_words(last)) >= SHORT_WORDS:
+        own = embedder.embed([turn.extra["last"]])[0]
+        ev = turn.evidence
+        turn.evidence = replace(
+            ev, relevance=(1 - OWN_WEIGHT) * ev.relevance + OWN_WEIGHT * (ev.vectors @ own)
+        )
     sampling = SamplingParams(max_tokens=max_tokens, temperature=temperature, seed=seed)
     turn.spec = prompt_for(messages, turn.citations, company, sampling)
     return turn

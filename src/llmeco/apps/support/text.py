@@ -31,6 +31,10 @@ CLAIM_WORDS = 2
 #: unfinished one ("You can also do it by phone.", "The return is") is a claim to check.
 CONNECTIVE_WORDS = 3
 
+#: A message with fewer content words leans on the one before for its meaning ("and on
+#: Wednesdays?"); one with more asks something of its own, even when it follows up.
+SHORT_WORDS = 3
+
 _WORD = re.compile(r"[a-z0-9]+")
 #: A run of capitalised words with a lower-case letter each (acronyms are not names here).
 _NAME = re.compile(r"\b[A-Z][a-z][a-zA-Z'-]*(?:\s+[A-Z][a-z][a-zA-Z'-]*)*\b")
@@ -88,7 +92,7 @@ def conversation_turn(messages: Sequence[dict[str, str]]) -> tuple[str, str]:
     if not users:
         return "", ""
     last = users[-1].strip()
-    short = len(content_words(last)) < 3
+    short = len(content_words(last)) < SHORT_WORDS
     if len(users) > 1 and (short or _FOLLOW_UP.search(last)):
         context = users[-2].strip()
         names, old = proper_names(last), proper_names(context)
