@@ -89,10 +89,11 @@ def plan_turn(
         return turn
     turn.evidence = evidence_for(found, order)
     last, context = conversation_turn(messages)
-    turn.extra["last"] = focus(last).strip() or last
+    own_question = focus(last).strip() or last
+    turn.extra["last"] = own_question
     turn.extra["context"] = context
     if context and len(content_words(last)) >= SHORT_WORDS:
-        own = embedder.embed([turn.extra["last"]])[0]
+        own = embedder.embed([own_question])[0]
         ev = turn.evidence
         turn.evidence = replace(
             ev, relevance=(1 - OWN_WEIGHT) * ev.relevance + OWN_WEIGHT * (ev.vectors @ own)
