@@ -165,6 +165,19 @@ def facts_of(text: str) -> list[str]:
     without repeats. ``[n]`` citation markers are not facts."""
     text = _MARKERS.sub(". ", text)  # a marker ends a claim: no name runs across it
     out = [t for t in normalise(_ONE.sub(" ", text)).split() if any(c.isdigit() for c in t)]
+    for name in proper_names(text):
+        normal = normalise(name)
+        if normal and not normal.isdigit():
+            out.append(normal)
+    return list(dict.fromkeys(out))
+
+
+def proper_names(text: str, *, acronyms: bool = True) -> list[str]:
+    """The proper names ``text`` mentions, as written ("Business", "New York"): runs of
+    capitalised words, less a word capitalised because it opens a sentence; without
+    ``acronyms``, less the words written in capitals only that open them ("API", "SSO"),
+    which name a topic rather than a subject."""
+    out = []
     for m in _CAPITALISED.finditer(text):
         words = m.group(0).split()
         opens = bool(_SENTENCE_START.search(text[: m.start()]))
@@ -172,11 +185,11 @@ def facts_of(text: str) -> list[str]:
             words, opens = words[1:], False
         if opens:
             words = words[1:]  # capitalised because it opens a sentence
+        while not acronyms and words and (words[0].isupper() or words[0] in ("of", "the")):
+            words = words[1:]  # "API of the Ridge": the Ridge
         if words:
-            name = normalise(" ".join(words))
-            if name and not name.isdigit():
-                out.append(name)
-    return list(dict.fromkeys(out))
+            out.append(" ".join(words))
+    return out
 
 
 def missing_facts(text: str, sources: Iterable[str]) -> list[str]:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from llmeco.apps.support.facts import facts_of, missing_facts
+from llmeco.apps.support.facts import facts_of, missing_facts, proper_names
 from llmeco.apps.support.protocols import Embeds
 from llmeco.apps.support.text import (
     CLAIM_WORDS,
@@ -40,7 +40,6 @@ from llmeco.apps.support.text import (
     content_words,
     negated,
     points_back,
-    proper_names,
     with_marker,
 )
 from llmeco.apps.support.turn import SupportTurn
@@ -94,7 +93,7 @@ def _stems(text: str) -> set[str]:
 def _names(text: str) -> list[set[str]]:
     """The stems of each proper name ``text`` mentions (a plan, a product, a place), less
     acronyms ("API", "SSO"), which name a topic rather than what is asked about."""
-    return [_stems(name) for name in proper_names(text) if _stems(name)]
+    return [_stems(name) for name in proper_names(text, acronyms=False) if _stems(name)]
 
 
 def sentence_words(sentences: Sequence[tuple[int, str]]) -> list[set[str]]:

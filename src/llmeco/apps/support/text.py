@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from llmeco.apps.support.facts import proper_names
 from llmeco.apps.support.turn import Citation
 from llmeco.governance import redact
 from llmeco.rag.parse import markdown_tables
@@ -36,13 +37,6 @@ CONNECTIVE_WORDS = 3
 SHORT_WORDS = 3
 
 _WORD = re.compile(r"[a-z0-9]+")
-#: A run of capitalised words with a lower-case letter each (acronyms are not names here).
-_NAME = re.compile(r"\b[A-Z][a-z][a-zA-Z'-]*(?:\s+[A-Z][a-z][a-zA-Z'-]*)*\b")
-_NAME_OPENERS = (
-    "i yes no please sorry thanks thank hello hi what which who how why when where is are do "
-    "does can could would should will and or but so if the a an"
-)
-_NOT_NAMES = frozenset(_NAME_OPENERS.split())
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 _MARKER = re.compile(r"\[(\d{1,2})\]")
 _PLACEHOLDER = re.compile(r"\[[A-Z_]+\]")
@@ -95,28 +89,12 @@ def conversation_turn(messages: Sequence[dict[str, str]]) -> tuple[str, str]:
     short = len(content_words(last)) < SHORT_WORDS
     if len(users) > 1 and (short or _FOLLOW_UP.search(last)):
         context = users[-2].strip()
-        names, old = proper_names(last), proper_names(context)
+        names = proper_names(last, acronyms=False)
+        old = proper_names(context, acronyms=False)
         if short and names and old:  # the first name asked about is the subject
             context = re.sub(rf"\b{re.escape(old[0])}\b", " and ".join(names), context)
         return last, context
     return last, ""
-
-
-def proper_names(text: str) -> list[str]:
-    """The proper names ``text`` mentions, as written ("Business", "New York"): runs of
-    capitalised words not opening a sentence, less acronyms ("API"), which name a topic."""
-    out = []
-    for m in _NAME.finditer(text):
-        words = m.group(0).split()
-        before = text[: m.start()].rstrip()
-        opens = not before or before[-1] in ".!?:;"
-        while words and words[0].lower() in _NOT_NAMES:
-            words, opens = words[1:], False
-        if opens:
-            words = words[1:]  # capitalised because it opens a sentence
-        if words:
-            out.append(" ".join(words))
-    return out
 
 
 def query_for(messages: Sequence[dict[str, str]]) -> str:
