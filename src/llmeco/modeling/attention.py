@@ -53,23 +53,33 @@ class WindowMasks:
 
     decode: torch.Tensor | None
     prefill: list[torch.Tensor | None]
+    #: ``decode`` as an additive mask (0 / -inf) in the activations' dtype, what
+    #: ``scaled_dot_product_attention`` turns a boolean mask into on every call: built once a
+    #: step instead of once per layer.
+    decode_bias: torch.Tensor | None = None
 
 
 class StepMasks:
     """The masks of one step, built once per distinct window and shared by its layers."""
 
     def __init__(
-        self, batch: AttentionBatch, positions: torch.Tensor, windows: set[int | None]
+        self,
+        batch: AttentionBatch,
+        positions: torch.Tensor,
+        windows: set[int | None],
+        dtype: torch.dtype = torch.float32,
     ) -> None:
         self.batch = batch
-        self._by_window = {w: self._build(batch, positions, w) for w in windows}
+        self._by_window = {w: self._build(batch, positions, w, dtype) for w in windows}
 
     def get(self, window: int | None) -> WindowMasks:
         """Masks for layers attending within ``window`` tokens (None: whole context)."""
         return self._by_window[window]
 
     @staticmethod
-    def _build(batch: AttentionBatch, positions: torch.Tensor, window: int | None) -> WindowMasks:
+    def _build(
+        batch: AttentionBatch, positions: torch.Tensor, window: int | None, dtype: torch.dtype
+    ) -> WindowMasks:
         decode = batch.decode_mask
         if window is not None and decode is not None and batch.decode_rows is not None:
             assert batch.decode_gather is not None
@@ -90,7 +100,11 @@ class StepMasks:
             if window is not None:
                 mask = mask & (kpos[None, :] > qpos[:, None] - window)
             prefill.append(mask)
-        return WindowMasks(decode, prefill)
+        bias = None
+        if decode is not None:
+            bias = torch.zeros(decode.shape, dtype=dtype, device=decode.device)
+            bias.masked_fill_(~decode, float("-inf"))
+        return WindowMasks(decode, prefill, bias)
 
 
 def attend(
@@ -105,10 +119,10 @@ def attend(
 ) -> torch.Tensor:
     """Attention output [T, H, D] for every token of the step."""
     if batch.decode_only:
-        return _decode(q, batch, masks.decode, kv_cache, scale, softcap)
+        return _decode(q, batch, masks, kv_cache, scale, softcap)
     out = torch.empty_like(q)
     if batch.decode_rows is not None:
-        out[batch.decode_rows] = _decode(q, batch, masks.decode, kv_cache, scale, softcap)
+        out[batch.decode_rows] = _decode(q, batch, masks, kv_cache, scale, softcap)
     for span, mask in zip(batch.prefills, masks.prefill, strict=True):
         rows = slice(span.row_start, span.row_start + span.num_new)
         keys, values = k[rows], v[rows]
@@ -129,7 +143,7 @@ def attend(
 def _decode(
     q: torch.Tensor,
     batch: AttentionBatch,
-    mask: torch.Tensor | None,
+    masks: WindowMasks,
     kv_cache: torch.Tensor,  # [2, S, Hkv, D]
     scale: float,
     softcap: float | None,
@@ -142,9 +156,10 @@ def _decode(
     # Keys and values of every decode in one gather: [2, Bd, L, Hkv, D] -> [Bd, Hkv, L, D] each.
     keys, values = kv_cache[:, batch.decode_gather].transpose(2, 3).unbind(0)
     if softcap is None:
-        o = F.scaled_dot_product_attention(qd, keys, values, attn_mask=mask, scale=scale)
+        bias = masks.decode_bias if masks.decode_bias is not None else masks.decode
+        o = F.scaled_dot_product_attention(qd, keys, values, attn_mask=bias, scale=scale)
     else:
-        o = _eager(qd, keys, values, mask, scale, softcap)
+        o = _eager(qd, keys, values, masks.decode, scale, softcap)
     return o.reshape(bd, heads, dim)
 
 

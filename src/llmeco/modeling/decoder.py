@@ -49,11 +49,13 @@ class RMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``w * normalize(x)``, normalised in float32 and cast back before the product."""
-        dtype = x.dtype
-        x32 = x.to(torch.float32)
-        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * x32.to(dtype)
+        """``w * normalize(x)``, normalised in float32 and cast back before the product.
+
+        ``F.rms_norm`` without a weight computes ``x * rsqrt(mean(x²) + eps)`` bit for bit
+        as transformers writes it out, in one operator instead of five.
+        """
+        normed = F.rms_norm(x.float(), self.weight.shape, None, self.eps)
+        return self.weight * normed.to(x.dtype)
 
 
 class GemmaRMSNorm(nn.Module):
@@ -66,8 +68,7 @@ class GemmaRMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``normalize(x) * (1 + w)`` in float32, cast back after the product."""
-        x32 = x.float()
-        out = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        out = F.rms_norm(x.float(), self.weight.shape, None, self.eps)
         return (out * (1.0 + self.weight.float())).type_as(x)
 
 
@@ -215,7 +216,7 @@ class DecoderModel(nn.Module):
         if self.spec.embed_scale is not None:
             x = x * torch.tensor(self.spec.embed_scale).to(x.dtype)
         tables = {key: self.rope(positions, x.dtype, key) for key in self.rope_tables}
-        masks = StepMasks(batch, positions, self._windows)
+        masks = StepMasks(batch, positions, self._windows, x.dtype)
         for i, layer in enumerate(self.layers):
             cos, sin = tables[self.spec.rope_keys[i]]
             x = layer(x, cos, sin, batch, masks, kv_cache[i])
