@@ -209,3 +209,21 @@ def test_a_follow_up_asking_something_new_is_answered_by_the_sentence_on_it(
     # the whole conversation resembles the sentence answering the first question most
     best = answer_sentence(plan_turn(messages, kb, embedder))
     assert best is not None and expected in best[1]
+
+
+def test_only_words_that_point_back_make_a_follow_up() -> None:
+    first = user("How much does the Starter plan cost per month?")
+    answer = {"role": "assistant", "content": "Starter costs $15 a month [1]."}
+
+    def follows(question: str) -> bool:
+        return conversation_turn([first, answer, user(question)])[1] != ""
+
+    # questions that stand on their own: an existential "there", a counted "one"
+    assert not follows("Is there parking for disabled visitors at the main site?")
+    assert not follows("Are there any fees for cancelling an appointment late?")
+    assert not follows("How many files can one question take per response?")
+    # questions that lean on the one before
+    assert follows("Is there a daily cap on the plan too?")
+    assert follows("How much notice do you need for one in person?")
+    assert follows("Is the cheaper one available with yearly billing?")
+    assert follows("How do I get there from the train station?")

@@ -64,19 +64,40 @@ def content_words(text: str) -> list[str]:
     return [w for w in _WORD.findall(text.lower()) if w not in STOP and len(w) > 2]
 
 
-#: A message that leans on the one before: it opens like a continuation or points back.
+#: A message that leans on the one before: it opens or ends like a continuation ("and for…",
+#: "…too?") or points back ("it", "that", "the cheaper one", "one in person", "get there").
 _FOLLOW_UP = re.compile(
     r"^\s*(?:and|also|what about|how about|and what about|what if|same for|or)\b|"
-    r"\b(?:it|its|it's|that|this|they|them|their|those|these|there|one|ones|he|she|him|her)\b",
+    r"\b(?:too|as well|instead|either)\W*$|"
+    r"\b(?:it|its|it's|that|this|they|them|their|those|these|there|he|she|him|her)\b|"
+    r"\bthe(?:\s+\w+)?\s+ones?\b|"
+    # "one" standing for a noun ("one in person", "a cheaper one?"), not counting one ("one file")
+    r"\bones?(?=\s*(?:[?.!,;]|$)|\s+(?:in|on|at|for|with|from|to|of|that|which|who|like|"
+    r"instead|too|online|now|today|here|there|again|please|is|are|was|will|can|could|"
+    r"would|should|do|does|has|have|cost|costs)\b)",
+    re.IGNORECASE,
+)
+#: "there" that points nowhere: the existential "is there…" / "there are…", which opens
+#: plenty of questions that stand on their own ("Is there parking?").
+_EXISTENTIAL_THERE = re.compile(
+    r"\b(?:is|are|was|were|be|been)\s+there\b|"
+    r"\bthere\s*(?:is|are|was|were|'s|be|will|would|must|may|might|should|seems?|used)\b",
     re.IGNORECASE,
 )
 
 
+def _follows_up(message: str) -> bool:
+    """Whether ``message`` reads as a continuation of the one before (:data:`_FOLLOW_UP`),
+    leaving aside an existential "there"."""
+    return _FOLLOW_UP.search(_EXISTENTIAL_THERE.sub(" ", message)) is not None
+
+
 def conversation_turn(messages: Sequence[dict[str, str]]) -> tuple[str, str]:
     """``(last user message, the user message it follows up)``: the second is empty unless
-    the last one is a follow-up, i.e. short (fewer than three content words), opening like a
-    continuation ("and for accessories?", "what about…") or pointing back ("it", "that",
-    "there"), with an earlier user message to lean on.
+    the last one is a follow-up, i.e. short (fewer than three content words), opening or
+    ending like a continuation ("and for accessories?", "what about…", "…too?") or pointing
+    back ("it", "that", "the other one", "get there"; not "is there…" or "one question"),
+    with an earlier user message to lean on.
 
     A short follow-up that names its own subject swaps it in: after "How many responses a
     month does Team include?", "What about Business?" follows up "How many responses a month
@@ -87,7 +108,7 @@ def conversation_turn(messages: Sequence[dict[str, str]]) -> tuple[str, str]:
         return "", ""
     last = users[-1].strip()
     short = len(content_words(last)) < SHORT_WORDS
-    if len(users) > 1 and (short or _FOLLOW_UP.search(last)):
+    if len(users) > 1 and (short or _follows_up(last)):
         context = users[-2].strip()
         names = proper_names(last, acronyms=False)
         old = proper_names(context, acronyms=False)
