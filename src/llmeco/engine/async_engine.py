@@ -313,6 +313,12 @@ def _build_core(
     draft_model: Any = None,
 ) -> tuple[EngineCore, ModelInfo]:
     """Reserve the KV cache and assemble the core for a loaded model."""
+    if settings.fused_decode:
+        from llmeco.modeling.fused import fuse_decode
+
+        for decoder in (model, draft_model):
+            if decoder is not None:
+                fuse_decode(decoder, settings.build_cache)
     d = model.dims
     param = next(model.parameters())
     block = settings.kv_block_size

@@ -19,7 +19,7 @@ S = slots in the KV pool (blocks x block size).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +29,9 @@ from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 from llmeco.modeling.attention import AttentionBatch, PrefillSpan, StepMasks, attend
 from llmeco.modeling.families import FamilySpec, ModelDims, family_spec
 from llmeco.modeling.moe import GatedMLP, SparseMoe
+
+if TYPE_CHECKING:
+    from llmeco.modeling.fused import FusedDecode
 
 __all__ = [
     "AttentionBatch",
@@ -190,6 +193,8 @@ class DecoderModel(nn.Module):
         self.rope_config = rope_config
         self.rope_tables: dict[str, tuple[torch.Tensor, float]] = _rope_tables(rope_config, spec)
         self._windows = set(spec.windows)
+        #: All-decode steps through the compiled loop (:func:`llmeco.modeling.fused.fuse_decode`).
+        self.fused_decode: FusedDecode | None = None
 
     def rope(
         self, positions: torch.Tensor, dtype: torch.dtype, key: str = "default"
@@ -217,6 +222,10 @@ class DecoderModel(nn.Module):
             x = x * torch.tensor(self.spec.embed_scale).to(x.dtype)
         tables = {key: self.rope(positions, x.dtype, key) for key in self.rope_tables}
         masks = StepMasks(batch, positions, self._windows, x.dtype)
+        if self.fused_decode is not None and batch.decode_only:
+            cos, sin = tables[self.spec.rope_keys[0]]
+            x = self.fused_decode(x, cos, sin, batch, masks.get(None), kv_cache)
+            return self.norm(x)  # type: ignore[no-any-return]
         for i, layer in enumerate(self.layers):
             cos, sin = tables[self.spec.rope_keys[i]]
             x = layer(x, cos, sin, batch, masks, kv_cache[i])

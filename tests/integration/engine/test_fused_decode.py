@@ -1,0 +1,112 @@
+"""``LLMECO_FUSED_DECODE``: all-decode steps through the compiled C++ loop give exactly the
+tokens the Python layers give, float32 and int8/int4, with several sequences decoding at
+once at different lengths; models the loop does not cover keep the Python layers."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+import torch
+from test_engine_vs_hf import collect
+from test_families_vs_hf import save_tiny
+from transformers import Gemma2Config, Qwen2Config
+
+from llmeco.engine.async_engine import AsyncEngine
+from llmeco.engine.request import SamplingParams
+from llmeco.modeling.decoder import build_model
+from llmeco.modeling.fused import unsupported_reason
+from llmeco.modeling.load import load_tokenizer
+from llmeco.settings import Settings
+
+#: Prompts of different lengths with different budgets: sequences join and leave the batch
+#: at different steps, so decode steps run 1 to 6 rows over contexts of different lengths.
+PROMPTS = [list(range(100 + i, 100 + i + 5 + 7 * i)) for i in range(6)]
+BUDGETS = [40, 12, 33, 5, 27, 18]
+
+
+async def greedy_tokens(engine: AsyncEngine) -> list[list[int]]:
+    runs = []
+    for i, (prompt, budget) in enumerate(zip(PROMPTS, BUDGETS, strict=True)):
+        params = SamplingParams(max_tokens=budget, temperature=0.0, ignore_eos=True)
+        runs.append(collect(engine, prompt, params, f"r{i}"))
+        await asyncio.sleep(0)
+    return list(await asyncio.gather(*runs))
+
+
+@pytest.fixture(scope="module")
+def tiny_qwen2_dir(default_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer random Qwen2: biases on q/k/v, which the loop adds after the product."""
+    from transformers import AutoModelForCausalLM
+
+    path = tmp_path_factory.mktemp("tiny-qwen2")
+    save_tiny("qwen2", load_tokenizer(default_model_dir), path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    torch.manual_seed(5)
+    with torch.no_grad():  # transformers starts biases at zero: make them count
+        for name, param in model.named_parameters():
+            if name.endswith("bias"):
+                param.normal_(0.0, 0.5)
+    model.save_pretrained(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("family", "quantization"),
+    [("llama", "none"), ("llama", "int8"), ("llama", "int4"), ("qwen2", "none"), ("qwen2", "int8")],
+)
+async def test_fused_steps_give_the_python_layers_tokens(
+    tiny_llama_dir: Path, tiny_qwen2_dir: Path, tmp_path: Path, family: str, quantization: str
+) -> None:
+    model_dir = tiny_llama_dir if family == "llama" else tiny_qwen2_dir
+    results = {}
+    for fused in (False, True):
+        settings = Settings(
+            home=tmp_path / str(fused),
+            kv_cache_tokens=2048,
+            quantization=quantization,  # type: ignore[arg-type]
+            cpu_packed_linear=False,
+            fused_decode=fused,
+        )
+        engine = AsyncEngine.from_ref(str(model_dir), settings)
+        try:
+            results[fused] = await greedy_tokens(engine)
+            assert (engine._core.runner.model.fused_decode is not None) is fused
+        finally:
+            await engine.shutdown()
+    assert [len(r) for r in results[True]] == BUDGETS
+    assert results[True] == results[False]
+
+
+async def test_packed_float32_layers_stay_in_python(tiny_llama_dir: Path, tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, kv_cache_tokens=1024, quantization="none")
+    engine = AsyncEngine.from_ref(str(tiny_llama_dir), settings)
+    try:
+        assert engine._core.runner.model.fused_decode is None  # oneDNN-packed linears
+        assert len((await greedy_tokens(engine))[0]) == BUDGETS[0]
+    finally:
+        await engine.shutdown()
+
+
+def test_the_loop_names_what_it_does_not_cover() -> None:
+    gemma = Gemma2Config(
+        vocab_size=256,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+    )
+    reason = unsupported_reason(build_model(gemma, torch.device("cpu"), torch.float32))
+    assert reason is not None and "gemma2 has" in reason
+    qwen2 = Qwen2Config(
+        vocab_size=256,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+    )
+    assert unsupported_reason(build_model(qwen2, torch.device("cpu"), torch.float32)) is None
