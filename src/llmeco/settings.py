@@ -73,8 +73,7 @@ class Settings(BaseSettings):
         "in one compiled C++ loop making the same PyTorch calls as the Python layers (outputs "
         "identical, ~1.6x faster per step on a small model); built once into build_cache, "
         "with gcc/clang. Models it does not cover (Gemma, Qwen3, Phi-3 partial RoPE, "
-        "mixtures of experts, oneDNN-packed float32 layers) keep the Python layers. false "
-        "turns it off.",
+        "sliding windows, mixtures of experts) keep the Python layers. false turns it off.",
     )
     build_cache: Path = Field(
         default=Path("~/.cache/llmeco"),

@@ -1,6 +1,7 @@
 """``LLMECO_FUSED_DECODE``: all-decode steps through the compiled C++ loop give exactly the
-tokens the Python layers give, float32 and int8/int4, with several sequences decoding at
-once at different lengths; models the loop does not cover keep the Python layers."""
+tokens the Python layers give (float32 plain and oneDNN-packed, int8, int4; Llama and Qwen2's
+biases), with several sequences decoding at once at different lengths; models the loop does
+not cover are named with the reason."""
 
 from __future__ import annotations
 
@@ -54,7 +55,14 @@ def tiny_qwen2_dir(default_model_dir: Path, tmp_path_factory: pytest.TempPathFac
 
 @pytest.mark.parametrize(
     ("family", "quantization"),
-    [("llama", "none"), ("llama", "int8"), ("llama", "int4"), ("qwen2", "none"), ("qwen2", "int8")],
+    [
+        ("llama", "packed"),  # float32 on oneDNN-packed weights: the CPU float32 default
+        ("llama", "none"),
+        ("llama", "int8"),
+        ("llama", "int4"),
+        ("qwen2", "packed"),
+        ("qwen2", "int8"),
+    ],
 )
 async def test_fused_steps_give_the_python_layers_tokens(
     tiny_llama_dir: Path, tiny_qwen2_dir: Path, tmp_path: Path, family: str, quantization: str
@@ -65,8 +73,8 @@ async def test_fused_steps_give_the_python_layers_tokens(
         settings = Settings(
             home=tmp_path / str(fused),
             kv_cache_tokens=2048,
-            quantization=quantization,  # type: ignore[arg-type]
-            cpu_packed_linear=False,
+            quantization="none" if quantization == "packed" else quantization,  # type: ignore[arg-type]
+            cpu_packed_linear=quantization == "packed",
             fused_decode=fused,
         )
         engine = AsyncEngine.from_ref(str(model_dir), settings)
@@ -77,16 +85,6 @@ async def test_fused_steps_give_the_python_layers_tokens(
             await engine.shutdown()
     assert [len(r) for r in results[True]] == BUDGETS
     assert results[True] == results[False]
-
-
-async def test_packed_float32_layers_stay_in_python(tiny_llama_dir: Path, tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path, kv_cache_tokens=1024, quantization="none")
-    engine = AsyncEngine.from_ref(str(tiny_llama_dir), settings)
-    try:
-        assert engine._core.runner.model.fused_decode is None  # oneDNN-packed linears
-        assert len((await greedy_tokens(engine))[0]) == BUDGETS[0]
-    finally:
-        await engine.shutdown()
 
 
 def test_the_loop_names_what_it_does_not_cover() -> None:

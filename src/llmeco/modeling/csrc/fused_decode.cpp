@@ -11,7 +11,8 @@
 //   post_norm.weight,
 //   gate_up (same three), down (same three)
 // with an absent scale or bias passed as None. kinds has four entries per layer, one per
-// linear, in that order: 0 = float nn.Linear, 1 = int8 weight-only, 2 = int4 weight-only.
+// linear, in that order: 0 = float nn.Linear, 1 = int8 weight-only, 2 = int4 weight-only,
+// 3 = float32 weight packed into oneDNN's layout (PackedLinear; the "weight" is the packed one).
 #include <torch/extension.h>
 
 #include <optional>
@@ -23,11 +24,26 @@ using at::Tensor;
 using torch::indexing::Slice;
 
 constexpr int64_t kWeightsPerLayer = 14;
-enum Kind : int64_t { kFloat = 0, kInt8 = 1, kInt4 = 2 };
+enum Kind : int64_t { kFloat = 0, kInt8 = 1, kInt4 = 2, kPacked = 3 };
 
-// Int8Linear / Int4Linear / nn.Linear forward for 2-D rows already in the right dtype.
+// PackedLinear.forward: oneDNN's linear on the pre-packed weight (an op of the mkldnn
+// namespace, reached through the dispatcher as torch.ops.mkldnn reaches it from Python).
+Tensor packed_linear(const Tensor& x, const Tensor& packed, const Tensor& bias) {
+  using Scalars = c10::List<std::optional<at::Scalar>>;
+  static const auto op =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("mkldnn::_linear_pointwise", "")
+          .typed<Tensor(const Tensor&, const Tensor&, const std::optional<Tensor>&,
+                        c10::string_view, Scalars, std::optional<c10::string_view>)>();
+  return op.call(x.contiguous(), packed,
+                 bias.defined() ? std::optional<Tensor>(bias) : std::nullopt, "none", Scalars(),
+                 c10::string_view(""));
+}
+
+// Int8Linear / Int4Linear / PackedLinear / nn.Linear forward for 2-D rows in the right dtype.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& scales, const Tensor& bias,
               int64_t kind, int64_t group_size) {
+  if (kind == kPacked) return packed_linear(x, weight, bias);
   if (kind == kFloat) {
     return at::linear(x, weight, bias.defined() ? std::optional<Tensor>(bias) : std::nullopt);
   }
