@@ -130,7 +130,8 @@ def test_time_based_checkpoint(tmp_path: Path) -> None:
         fill(ledger, 1)  # the first commit checkpoints at once (no checkpoint yet)
         cp = latest_checkpoint(ledger.store)
         assert cp is not None and cp.size == 1
-        fill(ledger, 2)  # a loaded machine may checkpoint these on commit; the idle timer must cover both
+        # a loaded machine may checkpoint these on commit; the idle timer must cover both
+        fill(ledger, 2)
         deadline = time.monotonic() + 5
         while (cp := latest_checkpoint(ledger.store)) and cp.size < 3:
             assert time.monotonic() < deadline, "no time-based checkpoint"
