@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from test_engine_vs_hf import collect
-from test_families_vs_hf import save_tiny
-from transformers import Gemma2Config, Qwen2Config
+from test_families_vs_hf import save_tiny, tiny_config
 
 from llmeco.engine.async_engine import AsyncEngine
 from llmeco.engine.request import SamplingParams
@@ -88,23 +87,10 @@ async def test_fused_steps_give_the_python_layers_tokens(
 
 
 def test_the_loop_names_what_it_does_not_cover() -> None:
-    gemma = Gemma2Config(
-        vocab_size=256,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=16,
-    )
-    reason = unsupported_reason(build_model(gemma, torch.device("cpu"), torch.float32))
-    assert reason is not None and "gemma2 has" in reason
-    qwen2 = Qwen2Config(
-        vocab_size=256,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-    )
-    assert unsupported_reason(build_model(qwen2, torch.device("cpu"), torch.float32)) is None
+    def reason(model_type: str) -> str | None:
+        config = tiny_config(model_type, 256)
+        return unsupported_reason(build_model(config, torch.device("cpu"), torch.float32))
+
+    assert (reason("gemma2") or "").startswith("gemma2 has")
+    assert "sliding-window" in (reason("mistral") or "")
+    assert reason("qwen2") is None
