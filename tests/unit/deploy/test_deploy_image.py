@@ -10,6 +10,7 @@ from importlib import metadata
 from pathlib import Path
 
 from deploy_helpers import ROOT, require_tool
+from packaging.requirements import Requirement
 
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 
@@ -54,17 +55,18 @@ def _closure_from_metadata(root: str) -> set[str]:
         if norm(name) in seen:
             continue
         seen.add(norm(name))
-        for req in metadata.requires(name) or []:
-            if "extra ==" in req:
+        for line in metadata.requires(name) or []:
+            req = Requirement(line)
+            # markers as this interpreter reads them: extras not asked for, other platforms
+            # and older Pythons are not dependencies here (setuptools puts its vendored tomli
+            # on sys.path, so "installed" alone is no test)
+            if req.marker is not None and not req.marker.evaluate({"extra": ""}):
                 continue
-            if ";" in req and ("platform_system" in req or "sys_platform" in req):
-                continue
-            dep = re.split(r"[<>=!~\[; (]", req, maxsplit=1)[0]
             try:
-                metadata.version(dep)
+                metadata.version(req.name)
             except metadata.PackageNotFoundError:
                 continue  # optional on this platform / python
-            todo.append(dep)
+            todo.append(req.name)
     return seen - {"llmeco"}
 
 

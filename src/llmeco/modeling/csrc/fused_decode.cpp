@@ -111,5 +111,9 @@ Tensor decode_layers(Tensor x,                   // [B, hidden]
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("decode_layers", &decode_layers, "The decoder layers of an all-decode step.");
+  // The GIL is released for the loop (after the arguments are converted), as PyTorch's own
+  // bindings release it around each operator: the server's event loop keeps running while a
+  // step computes.
+  m.def("decode_layers", &decode_layers, "The decoder layers of an all-decode step.",
+        pybind11::call_guard<pybind11::gil_scoped_release>());
 }
