@@ -156,8 +156,9 @@ def _decode(
     # Keys and values of every decode in one gather: [2, Bd, L, Hkv, D] -> [Bd, Hkv, L, D] each.
     keys, values = kv_cache[:, batch.decode_gather].transpose(2, 3).unbind(0)
     if softcap is None:
-        bias = masks.decode_bias if masks.decode_bias is not None else masks.decode
-        o = F.scaled_dot_product_attention(qd, keys, values, attn_mask=bias, scale=scale)
+        o = F.scaled_dot_product_attention(
+            qd, keys, values, attn_mask=masks.decode_bias, scale=scale
+        )
     else:
         o = _eager(qd, keys, values, masks.decode, scale, softcap)
     return o.reshape(bd, heads, dim)

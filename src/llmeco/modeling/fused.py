@@ -79,10 +79,20 @@ def unsupported_reason(model: DecoderModel) -> str | None:
             linear = layer.get_submodule(name)
             if _kind(linear) is None:
                 return f"layer {i} {name} is a {type(linear).__name__}"
-    group_sizes = {m.group_size for m in model.modules() if isinstance(m, Int4Linear)}
+    group_sizes = _int4_group_sizes(model)
     if len(group_sizes) > 1:
         return f"int4 layers of several group sizes {sorted(group_sizes)}"
     return None
+
+
+def _int4_group_sizes(model: DecoderModel) -> set[int]:
+    """Group sizes of the int4 linears the loop runs (the LM head is not among them)."""
+    return {
+        linear.group_size
+        for layer in model.layers
+        for name in LINEARS
+        if isinstance(linear := layer.get_submodule(name), Int4Linear)
+    }
 
 
 def _kind(linear: nn.Module) -> int | None:
@@ -224,7 +234,7 @@ def fuse_decode(model: DecoderModel, cache_dir: Path) -> bool:
             else:
                 weights += _linear_tensors(part)
                 kinds.append(_kind(part) or KIND_FLOAT)
-    group_sizes = {m.group_size for m in model.modules() if isinstance(m, Int4Linear)}
+    group_sizes = _int4_group_sizes(model)
     d = model.dims
     model.fused_decode = FusedDecode(
         module=module,
