@@ -73,6 +73,14 @@ def wait_for(cond: Callable[[], bool], timeout: float = 5.0) -> None:
         time.sleep(0.01)
 
 
+async def until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Yield to the event loop until ``cond`` holds (a loaded machine may take a while)."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.01)
+
+
 async def test_running_stream_finishes_on_its_version(
     live_swap: LiveServer, versions: Versions
 ) -> None:
@@ -84,8 +92,7 @@ async def test_running_stream_finishes_on_its_version(
             return [e for e in sse_events(r.text) if e != "[DONE]"]
 
         old = asyncio.create_task(stream())
-        await asyncio.sleep(0.1)  # the stream is running on version 1
-        assert versions.loaded[0].running == 1
+        await until(lambda: versions.loaded[0].running == 1)  # streaming on version 1
         r = await c.post(f"/admin/models/{NAME}/reload", params={"force": "true"})
         assert r.status_code == 200, r.text
         assert r.json()["previous_version"] == "fake:1" and r.json()["version"] == "fake:2"
@@ -182,17 +189,9 @@ async def test_alias_moved_before_the_first_poll_is_followed(versions: Versions)
     registry = AliasRegistry(version=2)
     slot, follower = await follow(versions, registry)
     try:
-        for _ in range(200):
-            if slot.model_info.version == "fake:2":
-                break
-            await asyncio.sleep(0.01)
-        assert slot.model_info.version == "fake:2"
+        await until(lambda: slot.model_info.version == "fake:2")
         registry.move(3)
-        for _ in range(200):
-            if slot.model_info.version == "fake:3":
-                break
-            await asyncio.sleep(0.01)
-        assert slot.model_info.version == "fake:3"
+        await until(lambda: slot.model_info.version == "fake:3")
         assert len(versions.loaded) == 3
     finally:
         await follower.aclose()
