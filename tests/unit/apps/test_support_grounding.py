@@ -6,11 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pytest
 
+from llmeco.apps.answerability import Signals
 from llmeco.apps.support import ground, plan_turn, query_for
-from llmeco.apps.support.grounding import answer_sentence
+from llmeco.apps.support.grounding import RUNNER_UP_MARGIN, answer_sentence, answer_sentences
 from llmeco.apps.support.text import conversation_turn, in_context
+from llmeco.apps.support.turn import Evidence, SupportTurn
 from llmeco.rag.kb import KnowledgeBase
 from llmeco.settings import Settings
 from llmeco.store import Store
@@ -227,3 +230,51 @@ def test_only_words_that_point_back_make_a_follow_up() -> None:
     assert follows("How much notice do you need for one in person?")
     assert follows("Is the cheaper one available with yearly billing?")
     assert follows("How do I get there from the train station?")
+
+
+def evidence_turn(query: str, sentences: list[tuple[int, str, float]]) -> SupportTurn:
+    """A turn whose evidence is ``(passage, sentence, similarity to the question)`` rows."""
+    turn = SupportTurn(query, [], Signals(0.0, ()))
+    turn.evidence = Evidence(
+        sentences=[(n, text) for n, text, _ in sentences],
+        vectors=np.eye(len(sentences), dtype=np.float32),
+        relevance=np.array([r for _, _, r in sentences], dtype=np.float32),
+    )
+    return turn
+
+
+def test_a_sentence_scoring_nearly_as_well_is_quoted_after_the_answer_sentence() -> None:
+    close = RUNNER_UP_MARGIN / 2
+    turn = evidence_turn(
+        "What is it?",  # no words to share: the sentences' similarities decide
+        [
+            (1, "Plenty of riders ask us about range on cold days.", 0.70),
+            (1, "The battery pack weighs 3.1 kilograms.", 0.70 - close),
+            (2, "Plenty of riders ask us about range on cold days.", 0.70),  # overlap copy
+            (2, "Delivery is free above two hundred euros.", 0.20),
+        ],
+    )
+    chosen = answer_sentences(turn)
+    # the two cannot be told apart, so both are quoted; the copy of the first is not
+    assert [t for _, t in chosen] == [
+        "Plenty of riders ask us about range on cold days.",
+        "The battery pack weighs 3.1 kilograms.",
+    ]
+    assert answer_sentence(turn) == chosen[0]
+    answer = ground("", turn, embedder=None)  # type: ignore[arg-type]  # nothing to embed
+    assert answer == (
+        "Plenty of riders ask us about range on cold days [1]. "
+        "The battery pack weighs 3.1 kilograms [1]."
+    )
+
+
+def test_a_clear_answer_sentence_is_quoted_alone() -> None:
+    far = RUNNER_UP_MARGIN * 3
+    turn = evidence_turn(
+        "What is it?",
+        [
+            (1, "Plenty of riders ask us about range on cold days.", 0.30),
+            (1, "The battery pack weighs 3.1 kilograms.", 0.30 + far),
+        ],
+    )
+    assert [t for _, t in answer_sentences(turn)] == ["The battery pack weighs 3.1 kilograms."]

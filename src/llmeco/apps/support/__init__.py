@@ -25,10 +25,12 @@ knowledge base nobody labelled. The signals (:mod:`~llmeco.apps.support.signals`
 :mod:`~llmeco.apps.support.grounding`): a sentence of the answer is kept when a passage
 sentence says the same thing (cosine ≥ :data:`MIN_SUPPORT`) and that passage sentence is
 itself about the question; it then cites that passage as ``[n]`` (markers the model wrote are
-replaced by the one the evidence supports). Sentences no passage supports are dropped. When
-no sentence survives, the answer is *extractive*: the sentence of passage ``[1]`` closest to
-the question, quoted with its citation. So every answer names the passage it comes from, and
-the streamed answer (a sentence at a time) equals the plain one.
+replaced by the one the evidence supports). Sentences no passage supports are dropped. Then
+the *answer sentence* is quoted with its citation unless what was kept already says it: the
+passage sentence most likely to hold what was asked, and a second one when the two score
+too close to tell apart; when no generated sentence survives, they are the whole answer. So
+every answer names the passage it comes from, and the streamed answer (a sentence at a time)
+equals the plain one.
 
 The modules: :mod:`~llmeco.apps.support.turn` (what a planned turn holds),
 :mod:`~llmeco.apps.support.protocols` (the knowledge base and embedder it needs),
