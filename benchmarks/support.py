@@ -86,7 +86,7 @@ HANDBOOKS = ROOT / "examples" / "handbooks"
 sys.path.insert(0, str(ROOT / "scripts"))
 #: Question sets of the tuning handbook: (answerable, unanswerable) file names under QUESTIONS.
 SETS = {
-    "evaluation": ("handbook.jsonl", "unanswerable.jsonl"),
+    "evaluation": ("handbook.jsonl", "unanswerable.jsonl", "conversations.jsonl"),
     "calibration": ("calibration.jsonl", "calibration-unanswerable.jsonl"),
 }
 PEERS = ("llamaindex", "langchain")

@@ -12,7 +12,7 @@ import pytest
 from llmeco.apps.answerability import Signals
 from llmeco.apps.support import ground, plan_turn, query_for
 from llmeco.apps.support.grounding import RUNNER_UP_MARGIN, answer_sentence, answer_sentences
-from llmeco.apps.support.text import conversation_turn, in_context
+from llmeco.apps.support.text import content_words, conversation_turn, focus, in_context
 from llmeco.apps.support.turn import Evidence, SupportTurn
 from llmeco.rag.kb import KnowledgeBase
 from llmeco.settings import Settings
@@ -278,3 +278,66 @@ def test_a_clear_answer_sentence_is_quoted_alone() -> None:
         ],
     )
     assert [t for _, t in answer_sentences(turn)] == ["The battery pack weighs 3.1 kilograms."]
+
+
+def test_contractions_and_indefinite_pronouns_are_not_words_to_find() -> None:
+    # "don't" is "do not", not a word "don" that no passage contains
+    assert content_words("Can I send back a bike I don't like?") == ["send", "back", "bike"]
+    assert content_words("It doesn\u2019t charge; do I get anything off?") == ["charge", "off"]
+
+
+def test_a_vague_question_keeps_the_statement_that_says_what_it_is_about() -> None:
+    assert focus("My bike was stolen last week. What should I do?") == (
+        "My bike was stolen last week. What should I do?"
+    )
+    assert focus("I forgot my password. How do I reset it?") == (
+        "I forgot my password. How do I reset it?"
+    )
+    # a question that says enough stands alone: the small talk before it is left out
+    assert focus("I study at the college. Can I register for a few months?") == (
+        "Can I register for a few months?"
+    )
+
+
+def embedded_turn(query: str, sentences: list[str], embedder: Embedder) -> SupportTurn:
+    """A turn whose evidence is ``sentences`` of passage [1], embedded for real."""
+    vectors = embedder.embed([query, *sentences])
+    turn = SupportTurn(query, [], Signals(0.0, ()))
+    turn.evidence = Evidence([(1, t) for t in sentences], vectors[1:], vectors[1:] @ vectors[0])
+    return turn
+
+
+def test_a_sentence_cut_off_by_the_token_limit_is_not_shown(embedder: Embedder) -> None:
+    turn = embedded_turn(
+        "When will I get an order confirmation?",
+        ["Every order is confirmed by email within one working day."],
+        embedder,
+    )
+    # the model stopped mid-sentence: the tail is dropped, and the passage answers instead
+    assert ground("The order confirmation is", turn, embedder) == (
+        "Every order is confirmed by email within one working day [1]."
+    )
+
+
+def test_a_claim_resting_on_a_sentence_without_facts_does_not_stand_for_it(
+    embedder: Embedder,
+) -> None:
+    turn = embedded_turn(
+        "When will I get an order confirmation?",
+        ["Every order is confirmed by email within one working day."],
+        embedder,
+    )
+    # supported by the answer sentence, but it leaves out when: the sentence is quoted after
+    assert ground("Your order is confirmed by email.", turn, embedder) == (
+        "Your order is confirmed by email [1]. "
+        "Every order is confirmed by email within one working day [1]."
+    )
+    # with a fact, resting on it and holding its facts states it: not quoted again
+    turn = embedded_turn(
+        "How long do I have to return accessories?",
+        ["Accessories may be returned within sixty days if they are unused."],
+        embedder,
+    )
+    assert ground("Accessories may be returned within 60 days.", turn, embedder) == (
+        "Accessories may be returned within 60 days [1]."
+    )

@@ -88,6 +88,27 @@ def test_calibration_set_matches_the_handbook_and_is_disjoint_from_evaluation() 
     assert not seen & {q.query.lower() for q in answerable + unanswerable}
 
 
+def test_handbook_conversations_match_the_handbook_and_ask_nothing_asked_elsewhere() -> None:
+    """Two-turn conversations over the tuning handbook (the second turn is the scored one)."""
+    turns = []
+    for line in (QUESTIONS / "conversations.jsonl").read_text().splitlines():
+        conv = json.loads(line)
+        assert len(conv["turns"]) == 2, conv["id"]
+        turns += [
+            Question(f"{conv['id']}/{i}", t["query"], tuple(t["relevant"]), t["answer"])
+            for i, t in enumerate(conv["turns"])
+        ]
+    assert len(turns) >= 20 and all(q.relevant and q.answer for q in turns)
+    handbook = Path("examples/corpus/handbook.md").read_text()
+    assert check_questions(turns, {"handbook.md": handbook}) == []
+    others = [
+        q.query.lower()
+        for name in ("handbook", "unanswerable", "calibration", "calibration-unanswerable")
+        for q in load_questions(QUESTIONS / f"{name}.jsonl")
+    ]
+    assert not {q.query.lower() for q in turns} & set(others)
+
+
 def test_check_questions_and_load_errors(tmp_path: Path) -> None:
     docs = {"d.md": "# T\n\n## A\n\nalpha beta\n\n## B\n\ngamma"}
     qs = [

@@ -91,6 +91,13 @@ _STEM_OF = {
     "yearly": "year",
     "annually": "annua",
 }
+#: Words a finished sentence does not end on: articles, prepositions, auxiliaries, links.
+_DANGLING_WORDS = (
+    "a an the is are was were be been being am do does did can could would should will shall "
+    "may might must has have had of to in on at for from with by about into than and or but "
+    "if that which who whose your our my their its his her this these those as via per"
+)
+_DANGLING = frozenset(_DANGLING_WORDS.split())
 _ASKS_NAME = re.compile(r"\b(?:who|whom|where|which|what is the name|called)\b", re.IGNORECASE)
 
 
@@ -180,6 +187,15 @@ def sentence_scores(turn: SupportTurn) -> list[float]:
     return [score(i) for i in range(len(evidence.sentences))]
 
 
+def unfinished(sentence: str) -> bool:
+    """Whether ``sentence`` (the last of an answer, without markers) was cut off: no final
+    punctuation and its last word one that cannot end a sentence ("The order confirmation
+    is", "You can pay with"). A small model stopped by the token limit leaves such tails."""
+    bare = MARKERS.sub("", sentence).strip()
+    words = bare.lower().split()
+    return bool(words) and bare[-1] not in ".!?:)\"'" and words[-1] in _DANGLING
+
+
 def is_connective(sentence: str) -> bool:
     """Whether ``sentence`` (without markers) only links claims ("Yes.", "Of course!"): short,
     finished, with fewer than :data:`CLAIM_WORDS` content words and no fact."""
@@ -245,8 +261,9 @@ class Grounder:
     def finish(self) -> str:
         """The rest of the answer, once generation has ended: the last sentence if it holds,
         then the answer sentence quoted unless what held states it (:meth:`_states`)."""
-        out = self._sentence(self._buffer.strip(), "")
+        tail = self._buffer.strip()
         self._buffer = ""
+        out = "" if unfinished(tail) else self._sentence(tail, "")
         if self._kept == 0:
             out += self.extractive()
             return out
@@ -257,8 +274,10 @@ class Grounder:
 
     def _states(self, best: tuple[int, str]) -> bool:
         """Whether the kept sentences state the answer sentence ``best``: one of them rests on
-        it and together they hold its facts, or they restate it (:func:`restates`)."""
-        if best in self._backing and not missing_facts(best[1], [self._said]):
+        it and together they hold its facts (it has some: resting on a sentence without
+        facts, "The order confirmation is [1]" would stand for "Every order is confirmed by
+        email within one working day"), or they restate it (:func:`restates`)."""
+        if best in self._backing and facts_of(best[1]) and not missing_facts(best[1], [self._said]):
             return True
         return restates(self._said, best[1])
 

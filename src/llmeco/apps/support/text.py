@@ -17,7 +17,8 @@ _STOP_WORDS = (
     "what when where which who whom whose why if or and not no it its this that these those "
     "there their them they he she his her have has had any some much many more most get got "
     "please tell know need want use using also just than then so very too all long take takes "
-    "often soon happen happens work works possible there"
+    "often soon happen happens work works possible there like anything something everything "
+    "anyone someone everyone anybody somebody everybody"
 )
 #: Words that carry no meaning for retrieval or grounding.
 STOP = frozenset(_STOP_WORDS.split())
@@ -59,9 +60,16 @@ def negated(text: str) -> bool:
     return _NEGATION.search(text) is not None
 
 
+#: "n't" as its own word, so "don't" reads as "do not" and not as a word "don".
+_NOT = re.compile(r"n['\u2019]t\b")
+
+
 def content_words(text: str) -> list[str]:
-    """Lower-case words of ``text`` that carry meaning (no stop words, no 1–2 letter words)."""
-    return [w for w in _WORD.findall(text.lower()) if w not in STOP and len(w) > 2]
+    """Lower-case words of ``text`` that carry meaning (no stop words, no 1–2 letter words;
+    "doesn't" is "does not", whose remnant "doesn" would otherwise count as a word the
+    passages must contain)."""
+    words = _WORD.findall(_NOT.sub(" not", text.lower()))
+    return [w for w in words if w not in STOP and len(w) > 2]
 
 
 #: A message that leans on the one before: it opens or ends like a continuation ("and for…",
@@ -128,9 +136,20 @@ def query_for(messages: Sequence[dict[str, str]]) -> str:
 
 def focus(query: str) -> str:
     """The part of a message that asks: its questions ("…?") when it has any, with personal
-    data replaced by placeholders, which carry no meaning for retrieval."""
+    data replaced by placeholders, which carry no meaning for retrieval. A question too vague
+    to stand alone (fewer than :data:`SHORT_WORDS` content words) keeps the statement just
+    before it, which says what it is about: "My bike was stolen. What should I do?", "I forgot
+    my password. How do I reset it?"."""
     text = _PLACEHOLDER.sub(" ", redact.redact(query))
-    asks = [s for s in _SENTENCE.split(text) if s.strip().endswith("?")]
+    parts = [s for s in _SENTENCE.split(text) if s.strip()]
+    asks = []
+    for i, s in enumerate(parts):
+        if not s.strip().endswith("?"):
+            continue
+        before = parts[i - 1] if i else ""
+        if before and not before.strip().endswith("?") and len(content_words(s)) < SHORT_WORDS:
+            asks.append(before)
+        asks.append(s)
     return " ".join(asks) if asks else text
 
 
