@@ -341,3 +341,26 @@ def test_a_claim_resting_on_a_sentence_without_facts_does_not_stand_for_it(
     assert ground("Accessories may be returned within 60 days.", turn, embedder) == (
         "Accessories may be returned within 60 days [1]."
     )
+
+
+def test_a_follow_up_asking_a_question_of_its_own_asks_for_its_own_kind_of_fact() -> None:
+    def best(last: str, sentences: list[tuple[int, str, float]]) -> str:
+        turn = evidence_turn(f"How soon will I be invited for a health check? {last}", sentences)
+        turn.extra["last"] = last
+        turn.extra["context"] = "How soon will I be invited for a health check?"
+        chosen = answer_sentence(turn)
+        assert chosen is not None
+        return chosen[1]
+
+    rows = [
+        (1, "Adults are invited to a health check within 6 weeks of registering.", 0.60),
+        (1, "Please bring a list of any medicines you take.", 0.50),
+    ]
+    # "What should I bring?" wants a thing, not the number "how soon" wanted
+    assert best("What should I bring with me to it?", rows) == rows[1][1]
+    # an elliptical follow-up asks for what its question asked for: a time
+    rows = [
+        (1, "Children are invited within 8 weeks of registering.", 0.50),
+        (1, "Children are seen by the practice nurse at the check.", 0.55),
+    ]
+    assert best("And for children?", rows) == rows[0][1]

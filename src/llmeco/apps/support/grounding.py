@@ -11,20 +11,22 @@ in cash" beside "we do not accept cash", which sentence similarity alone lets th
 fact and polarity checks do not. Sentences that fail are dropped.
 
 The *answer sentence* (:func:`answer_sentence`) is the passage sentence most likely to hold
-what was asked: closest to the question, sharing its words (the words of the last message
-count most, so a follow-up's new subject wins), naming the question's subject (its proper
-names, or those of the question it follows up: "is there a daily cap too?" after a question
-about Business is answered by the Business row), and stating the kind of fact the question
-asks for (a number for "how much / how long / when", a name for "who / where"). Every answer
-quotes it, with its citation, after the generated sentences that held, unless they state it
-already (one of them rests on it, or they hold :data:`RESTATED` of its words, and they hold
-all of its facts): when nothing held it is the whole answer, and when the model answered
-beside the point ("it varies"), picked another row of a table or paraphrased a rule, the
-reader still gets the passage's own words. When another sentence scores nearly as well
+what was asked: closest to the question, sharing its words (the words of the last message count
+most, so a follow-up's new subject wins), naming the question's subject (its proper names, or
+those of the question it follows up: "is there a daily cap too?" after a question about
+Business is answered by the Business row), and stating the kind of fact the question asks for
+(a number for "how much / how long / when", a name for "who / where"; an elliptical follow-up,
+"And on Wednesdays?", asks for what its question asked for, one that opens a question of its
+own, "What should I bring to it?", for its own kind). Every answer quotes it, with its
+citation, after the generated sentences that held, unless they state it already (one of them
+rests on it and it has facts, or they hold :data:`RESTATED` of its words, and they hold all of
+its facts): when nothing held it is the whole answer, and when the model answered beside the
+point ("it varies"), picked another row of a table or paraphrased a rule, the reader still gets
+the passage's own words. When another sentence scores nearly as well
 (:data:`RUNNER_UP_MARGIN`), it is quoted after the first: the scores cannot tell which of the
-two answers, so the reader gets both. Measured on the tuning handbooks, the generated
-sentences never held a fact that these sentences lacked. Quoting is appended, never inserted,
-so a streamed answer equals the plain one.
+two answers, so the reader gets both. Measured on the tuning handbooks, the generated sentences
+never held a fact that these sentences lacked. Quoting is appended, never inserted, so a
+streamed answer equals the plain one.
 """
 
 from __future__ import annotations
@@ -98,6 +100,12 @@ _DANGLING_WORDS = (
     "if that which who whose your our my their its his her this these those as via per"
 )
 _DANGLING = frozenset(_DANGLING_WORDS.split())
+#: A message that opens a question of its own (not "What about…", "And…").
+_OWN_QUESTION = re.compile(
+    r"^\s*(?:what|which|who|whom|where|why|how|when|is|are|was|were|do|does|did|can|could|"
+    r"will|would|should|may|must|shall)\b(?!\s+about\b)",
+    re.IGNORECASE,
+)
 _ASKS_NAME = re.compile(r"\b(?:who|whom|where|which|what is the name|called)\b", re.IGNORECASE)
 
 
@@ -163,7 +171,10 @@ def sentence_scores(turn: SupportTurn) -> list[float]:
     last_stems = _stems(last)
     context_stems = _stems(context) - last_stems
     subject = _names(last) or _names(context)
-    wants_number = bool(_ASKS_NUMBER.search(last) or (context and _ASKS_NUMBER.search(context)))
+    # an elliptical follow-up ("And on Wednesdays?") asks for what its question asked for; one
+    # that opens a question of its own ("What should I bring to it?") asks for its own kind
+    leans = bool(context) and _OWN_QUESTION.match(last) is None
+    wants_number = bool(_ASKS_NUMBER.search(last) or (leans and _ASKS_NUMBER.search(context)))
     wants_name = bool(_ASKS_NAME.search(last))
     words = sentence_words(evidence.sentences)
 
