@@ -307,12 +307,20 @@ def embedded_turn(query: str, sentences: list[str], embedder: Embedder) -> Suppo
     return turn
 
 
-def test_a_sentence_cut_off_by_the_token_limit_is_not_shown(embedder: Embedder) -> None:
-    turn = embedded_turn(
+@pytest.fixture
+def confirmation(embedder: Embedder) -> SupportTurn:
+    """A question whose answer sentence states no number, time or name."""
+    return embedded_turn(
         "When will I get an order confirmation?",
         ["Every order is confirmed by email within one working day."],
         embedder,
     )
+
+
+def test_a_sentence_cut_off_by_the_token_limit_is_not_shown(
+    confirmation: SupportTurn, embedder: Embedder
+) -> None:
+    turn = confirmation
     # the model stopped mid-sentence: the tail is dropped, and the passage answers instead
     assert ground("The order confirmation is", turn, embedder) == (
         "Every order is confirmed by email within one working day [1]."
@@ -320,13 +328,9 @@ def test_a_sentence_cut_off_by_the_token_limit_is_not_shown(embedder: Embedder) 
 
 
 def test_a_claim_resting_on_a_sentence_without_facts_does_not_stand_for_it(
-    embedder: Embedder,
+    confirmation: SupportTurn, embedder: Embedder
 ) -> None:
-    turn = embedded_turn(
-        "When will I get an order confirmation?",
-        ["Every order is confirmed by email within one working day."],
-        embedder,
-    )
+    turn = confirmation
     # supported by the answer sentence, but it leaves out when: the sentence is quoted after
     assert ground("Your order is confirmed by email.", turn, embedder) == (
         "Your order is confirmed by email [1]. "
