@@ -84,7 +84,8 @@ ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = ROOT / "examples" / "kb-questions"
 HANDBOOKS = ROOT / "examples" / "handbooks"
 sys.path.insert(0, str(ROOT / "scripts"))
-#: Question sets of the tuning handbook: (answerable, unanswerable) file names under QUESTIONS.
+#: Question sets of the tuning handbook: file names under QUESTIONS (answerable, unanswerable,
+#: then the two-turn conversations of the evaluation set).
 SETS = {
     "evaluation": ("handbook.jsonl", "unanswerable.jsonl", "conversations.jsonl"),
     "calibration": ("calibration.jsonl", "calibration-unanswerable.jsonl"),
